@@ -1,0 +1,409 @@
+"""The member's fund account (个人账户): ACC-1..5, CON-1..4, INT-1..2, WD-1..4, COR-1..3.
+
+Balances are replayed from events. Every posting that changes the balance is a
+*movement* ``[value_date, signed amount, kind, posting id]``; "as of D" sums
+the movements with value date ≤ D (MNY-4). Each public method checks its rule
+and raises the exception named after it before any event exists; the private
+``@event`` methods only apply. Postings carry their journal entry (GL-1).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from ledger.aggregates.base import LedgerAggregate, balanced, derive_id, journal_line, mirror
+from ledger.aggregates.errors import (
+    AccountFrozenError,
+    AccountStateError,
+    FreezeAuthorityError,
+    InsufficientBalanceError,
+    PeriodAlreadyCreditedError,
+    ReversalError,
+    ReversalWouldOverdrawError,
+)
+from ledger.interest import InterestResult
+from ledger.money import ZERO, Money
+
+NORMAL, SEALED, CLOSED = "NORMAL", "SEALED", "CLOSED"
+STATE_CODES = {NORMAL: "01", SEALED: "02"}
+CLOSE_CODES = {"merge": "03", "transfer-out": "04", "withdrawal": "05"}
+FROZEN_CODE = "06"
+
+GL_BANK = "1001"
+GL_LOANS = "1101"
+GL_INTEREST_RECEIVABLE = "1102"
+GL_FUND = "2001"
+GL_CLEARING = "2101"
+GL_SUSPENSE = "2102"
+GL_LOAN_INTEREST = "4001"
+GL_PENALTY = "4002"
+GL_INTEREST_EXPENSE = "5001"
+
+KIND_NAMES_ZH = {
+    "remittance": "汇缴", "back-payment": "补缴", "withdrawal": "提取", "interest": "结息",
+    "offset": "冲还贷", "reversal": "冲正", "court-deduction": "司法扣划", "recovery": "追回",
+    "interest-adjustment": "利息调整", "payout-failed": "退回", "standing-withdrawal": "委托提取",
+    "transfer-in": "转入",
+}
+
+
+def bank_account_code(bank_account: str) -> str:
+    return f"{GL_BANK}.{bank_account}"
+
+
+class FundAccount(LedgerAggregate):
+    """One account per member per centre (ACC-1)."""
+
+    @staticmethod
+    def create_id(account_no: str) -> UUID:
+        return derive_id("fund-account", account_no)
+
+    @event("Opened")
+    def __init__(self, account_no: str, member_id: UUID, employer_id: UUID, opened_on: date):
+        self.account_no = account_no
+        self.member_id = member_id
+        self.employer_id = employer_id
+        self.opened_on = opened_on
+        self.state = NORMAL
+        self.sealed_on: date | None = None
+        self.close_reason: str | None = None
+        self.closed_on: date | None = None
+        self.bases: list[list[Any]] = []  # [from_period, base]
+        self.movements: list[list[Any]] = []  # [value_date, Decimal, kind, posting_id]
+        self.postings: dict[str, dict[str, Any]] = {}
+        self.credited: dict[str, dict[str, Decimal]] = {}  # period -> {"remittance": x, "back-payment": y}
+        self.freezes: dict[str, dict[str, Any]] = {}
+        self.interest_years: dict[str, dict[str, Any]] = {}  # "2024" (start year) -> settlement
+        self.withdrawals: list[dict[str, Any]] = []
+        self.agreement: str | None = None  # WD-4: rent | standing | offset
+
+    # -- queries ----------------------------------------------------------
+    @property
+    def balance(self) -> Money:
+        return Money(sum((m[1] for m in self.movements), Decimal(0)))
+
+    def balance_as_of(self, day: date) -> Money:
+        return Money(sum((m[1] for m in self.movements if m[0] <= day), Decimal(0)))
+
+    @property
+    def frozen_sum(self) -> Money:
+        total = ZERO
+        for freeze in self.freezes.values():
+            total += self.balance if freeze["amount"] is None else freeze["amount"]
+        return total.min(self.balance)
+
+    @property
+    def is_frozen(self) -> bool:
+        return bool(self.freezes)
+
+    def available(self, retained_balance_min: Money) -> Money:
+        """ACC-3/ACC-5/OFF-2: what a partial debit may take."""
+        return (self.balance - self.frozen_sum - retained_balance_min).max(ZERO)
+
+    @property
+    def export_state_code(self) -> str:
+        """ACC-1 national code; a frozen account exports as 06 whatever its state."""
+        if self.is_frozen:
+            return FROZEN_CODE
+        if self.state == CLOSED:
+            return CLOSE_CODES.get(self.close_reason or "withdrawal", "05")
+        return STATE_CODES[self.state]
+
+    def base_for(self, period: str) -> Money | None:
+        chosen = None
+        for from_period, base in self.bases:
+            if from_period <= period:
+                chosen = base
+        return chosen
+
+    def interest_movements(self) -> list[tuple[date, Decimal, str]]:
+        return [(m[0], m[1], m[2]) for m in self.movements]
+
+    # -- state checks -----------------------------------------------------
+    def check_open(self) -> None:
+        if self.state == CLOSED:
+            raise AccountStateError(f"account {self.account_no} is closed", field="account")
+
+    def check_can_contribute(self, period: str) -> None:
+        self.check_open()
+        if self.state == SEALED:
+            sealed_period = self.sealed_on.strftime("%Y-%m") if self.sealed_on else ""
+            if period >= sealed_period:
+                raise AccountStateError("a sealed account accepts only back-payments for periods before sealing",
+                                        field="period", rule="ACC-2")
+
+    def check_debit(self, amount: Money, retained_balance_min: Money, *, closing: bool = False) -> None:
+        self.check_open()
+        available = (self.balance - self.frozen_sum).max(ZERO)
+        if not closing:
+            available = (available - retained_balance_min).max(ZERO)
+        if amount > available:
+            raise InsufficientBalanceError(
+                f"debit {amount} exceeds the available balance {available} (balance {self.balance}, "
+                f"frozen {self.frozen_sum}, retained minimum {retained_balance_min})", field="amount")
+
+    # -- contributions (CON) ---------------------------------------------
+    @event("BaseSet")
+    def set_base(self, from_period: str, base: Money, floor: Money, cap: Money) -> None:
+        self.bases = [b for b in self.bases if b[0] != from_period]
+        self.bases.append([from_period, base])
+        self.bases.sort(key=lambda b: b[0])
+
+    def credit_contribution(self, period: str, kind: str, employer_amount: Money, employee_amount: Money,
+                            value_date: date, document_key: str, bank_account: str, posting_id: str,
+                            debit_account: str | None = None) -> None:
+        """Dr 1001 (the money arrived) or Dr 2102 (it waited in suspense) / Cr 2001."""
+        self.check_can_contribute(period) if kind == "remittance" else self.check_open()
+        if kind == "remittance" and "remittance" in self.credited.get(period, {}):
+            raise PeriodAlreadyCreditedError(f"period {period} is already credited by remittance", field="period")
+        amount = employer_amount + employee_amount
+        debit = debit_account or bank_account_code(bank_account)
+        journal = balanced([journal_line(debit, "Dr", amount), journal_line(GL_FUND, "Cr", amount)])
+        self._contributed(period=period, kind=kind, employer_amount=employer_amount,
+                          employee_amount=employee_amount, value_date=value_date, document_key=document_key,
+                          posting_id=posting_id, journal=journal)
+
+    @event("Contributed")
+    def _contributed(self, period: str, kind: str, employer_amount: Money, employee_amount: Money,
+                     value_date: date, document_key: str, posting_id: str, journal: list[dict[str, Any]]) -> None:
+        amount = (employer_amount + employee_amount).amount
+        slot = self.credited.setdefault(period, {})
+        slot[kind] = slot.get(kind, Decimal(0)) + amount
+        self._post(posting_id, value_date, amount, kind, journal, {"period": period, "document": document_key})
+
+    def credited_total(self, period: str) -> Money:
+        return Money(sum(self.credited.get(period, {}).values(), Decimal(0)))
+
+    # -- movements ----------------------------------------------------------
+    def _post(self, posting_id: str, value_date: date, amount: Decimal, kind: str,
+              journal: list[dict[str, Any]], detail: dict[str, Any]) -> None:
+        self.movements.append([value_date, amount, kind, posting_id])
+        self.postings[posting_id] = {"value_date": value_date, "amount": amount, "kind": kind,
+                                     "journal": journal, "detail": detail, "reversed": False}
+
+    # -- withdrawals (WD) and court deductions --------------------------------
+    def withdraw(self, kind: str, code: str, amount: Money, value_date: date, evidence: dict[str, Any],
+                 retained_balance_min: Money, posting_id: str, payee: str, closing: bool = False,
+                 interest: InterestResult | None = None, policy_used: dict[str, Any] | None = None) -> None:
+        """WD-1..3: a withdrawal instructed to the bank (Dr 2001 / Cr 2101)."""
+        self.check_open()
+        if self.is_frozen:
+            raise AccountFrozenError("a frozen account cannot withdraw", field="account")
+        if closing and interest is not None and not interest.interest.is_zero:
+            self._settle(interest, value_date - timedelta(days=1), posting_id + ":interest", closing=True)
+        if closing:
+            amount = self.balance
+        self.check_debit(amount, retained_balance_min, closing=closing)
+        journal = balanced([journal_line(GL_FUND, "Dr", amount), journal_line(GL_CLEARING, "Cr", amount)])
+        self._withdrawn(kind=kind, code=code, amount=amount, value_date=value_date, evidence=evidence,
+                        posting_id=posting_id, payee=payee, closing=closing, journal=journal,
+                        policy_used=policy_used or {})
+
+    @event("Withdrawn")
+    def _withdrawn(self, kind: str, code: str, amount: Money, value_date: date, evidence: dict[str, Any],
+                   posting_id: str, payee: str, closing: bool, journal: list[dict[str, Any]],
+                   policy_used: dict[str, Any]) -> None:
+        self._post(posting_id, value_date, -amount.amount, "withdrawal", journal,
+                   {"kind": kind, "code": code, "payee": payee, "evidence": evidence})
+        self.withdrawals.append({"kind": kind, "code": code, "amount": amount, "value_date": value_date,
+                                 "posting_id": posting_id, "evidence": evidence})
+        if closing:
+            self.state = CLOSED
+            self.close_reason = "withdrawal"
+            self.closed_on = value_date
+
+    def court_deduct(self, amount: Money, value_date: date, document: str, posting_id: str) -> None:
+        """ACC-5: a court deduction named in a document may debit a frozen account, below the minimum."""
+        self.check_open()
+        court_freezes = [f for f in self.freezes.values() if f["authority"] == "court"]
+        if self.is_frozen and not court_freezes:
+            raise AccountFrozenError("only a court may deduct from an account the centre froze", field="authority")
+        self.check_debit(amount, ZERO, closing=True) if not self.is_frozen else None
+        if amount > self.balance:
+            raise InsufficientBalanceError(f"deduction {amount} exceeds the balance {self.balance}", field="amount")
+        journal = balanced([journal_line(GL_FUND, "Dr", amount), journal_line(GL_CLEARING, "Cr", amount)])
+        self._court_deducted(amount=amount, value_date=value_date, document=document, posting_id=posting_id,
+                             journal=journal)
+
+    @event("CourtDeducted")
+    def _court_deducted(self, amount: Money, value_date: date, document: str, posting_id: str,
+                        journal: list[dict[str, Any]]) -> None:
+        self._post(posting_id, value_date, -amount.amount, "court-deduction", journal, {"document": document})
+        for freeze in self.freezes.values():
+            if freeze["authority"] == "court" and freeze["amount"] is not None:
+                freeze["amount"] = (freeze["amount"] - amount).max(ZERO)
+
+    def debit_for_loan(self, amount: Money, value_date: date, posting_id: str, loan_no: str,
+                       retained_balance_min: Money, kind: str = "offset") -> None:
+        """OFF-2/SW-1: the fund part of a repayment; the journal sits on the loan's payment."""
+        self.check_open()
+        self.check_debit(amount, retained_balance_min)
+        self._debited_for_loan(amount=amount, value_date=value_date, posting_id=posting_id, loan_no=loan_no,
+                               kind=kind)
+
+    @event("DebitedForLoan")
+    def _debited_for_loan(self, amount: Money, value_date: date, posting_id: str, loan_no: str, kind: str) -> None:
+        self._post(posting_id, value_date, -amount.amount, kind, [], {"loan_no": loan_no, "code": "06"})
+
+    def credit_back(self, amount: Money, value_date: date, posting_id: str, original_posting_id: str,
+                    reason: str, journal: list[dict[str, Any]]) -> None:
+        """A failed bank payout (Dr 2101 / Cr 2001) or a recovered fraudulent withdrawal (WD-3)."""
+        if self.state == CLOSED:
+            self._reopened(value_date=value_date, reason="RECOVERY")
+        self._credited_back(amount=amount, value_date=value_date, posting_id=posting_id,
+                            original_posting_id=original_posting_id, reason=reason, journal=balanced(journal))
+
+    @event("Reopened")
+    def _reopened(self, value_date: date, reason: str) -> None:
+        self.state = SEALED
+        self.sealed_on = value_date
+        self.close_reason = None
+        self.closed_on = None
+
+    @event("CreditedBack")
+    def _credited_back(self, amount: Money, value_date: date, posting_id: str, original_posting_id: str,
+                       reason: str, journal: list[dict[str, Any]]) -> None:
+        self._post(posting_id, value_date, amount.amount, reason, journal, {"original": original_posting_id})
+
+    # -- states: seal, unseal, freeze, close (ACC-1, ACC-5) ------------------
+    def seal(self, value_date: date, reason: str) -> None:
+        if self.state != NORMAL:
+            raise AccountStateError(f"only a NORMAL account can be sealed (it is {self.state})", field="account",
+                                    rule="ACC-1")
+        self._sealed(value_date=value_date, reason=reason)
+
+    @event("Sealed")
+    def _sealed(self, value_date: date, reason: str) -> None:
+        self.state = SEALED
+        self.sealed_on = value_date
+
+    def unseal(self, value_date: date, employer_id: UUID) -> None:
+        if self.state != SEALED:
+            raise AccountStateError(f"only a SEALED account can be unsealed (it is {self.state})", field="account",
+                                    rule="ACC-1")
+        self._unsealed(value_date=value_date, employer_id=employer_id)
+
+    @event("Unsealed")
+    def _unsealed(self, value_date: date, employer_id: UUID) -> None:
+        self.state = NORMAL
+        self.sealed_on = None
+        self.employer_id = employer_id
+
+    def freeze(self, freeze_id: str, authority: str, document: str, amount: Money | None,
+               value_date: date, until: date | None) -> None:
+        self.check_open()
+        if authority not in ("court", "centre"):
+            raise FreezeAuthorityError("authority is court or centre", field="authority")
+        if freeze_id in self.freezes:
+            raise FreezeAuthorityError(f"freeze document {document} is already in force", field="document")
+        self._frozen(freeze_id=freeze_id, authority=authority, document=document, amount=amount,
+                     value_date=value_date, until=until)
+
+    @event("Frozen")
+    def _frozen(self, freeze_id: str, authority: str, document: str, amount: Money | None, value_date: date,
+                until: date | None) -> None:
+        self.freezes[freeze_id] = {"authority": authority, "document": document, "amount": amount,
+                                   "from": value_date, "until": until}
+
+    def unfreeze(self, freeze_id: str, authority: str, document: str, value_date: date) -> None:
+        freeze = self.freezes.get(freeze_id)
+        if freeze is None:
+            raise FreezeAuthorityError("no such freeze on this account", field="freeze")
+        if freeze["authority"] != authority:
+            raise FreezeAuthorityError(f"only the {freeze['authority']}'s document lifts this freeze",
+                                       field="authority")
+        self._unfrozen(freeze_id=freeze_id, authority=authority, document=document, value_date=value_date)
+
+    @event("Unfrozen")
+    def _unfrozen(self, freeze_id: str, authority: str, document: str, value_date: date) -> None:
+        self.freezes.pop(freeze_id, None)
+
+    def close(self, reason: str, value_date: date) -> None:
+        """ACC-1: terminal, balance 0 (transfer-out or merge after the money left)."""
+        self.check_open()
+        if reason not in CLOSE_CODES:
+            raise AccountStateError(f"close reason is one of {sorted(CLOSE_CODES)}", field="reason", rule="ACC-1")
+        if not self.balance.is_zero:
+            raise AccountStateError(f"a closed account has balance 0.00 (it has {self.balance})", field="balance",
+                                    rule="ACC-1")
+        self._closed(reason=reason, value_date=value_date)
+
+    @event("Closed")
+    def _closed(self, reason: str, value_date: date) -> None:
+        self.state = CLOSED
+        self.close_reason = reason
+        self.closed_on = value_date
+
+    @event("AgreementSet")
+    def set_agreement(self, agreement: str | None) -> None:
+        self.agreement = agreement
+
+    # -- interest (INT) ---------------------------------------------------------
+    def settle_interest(self, result: InterestResult, posting_id: str) -> None:
+        year_key = str(result.start.year)
+        if year_key in self.interest_years:
+            return
+        self._settle(result, result.end, posting_id, closing=False)
+
+    def _settle(self, result: InterestResult, value_date: date, posting_id: str, closing: bool) -> None:
+        journal = balanced([journal_line(GL_INTEREST_EXPENSE, "Dr", result.interest),
+                            journal_line(GL_FUND, "Cr", result.interest)])
+        self._interest_settled(year=str(result.start.year), start=result.start, end=result.end,
+                               product=result.product, interest=result.interest, method=result.method,
+                               rates=[[d, r] for d, r in result.rates], value_date=value_date,
+                               posting_id=posting_id, closing=closing, journal=journal)
+
+    @event("InterestSettled")
+    def _interest_settled(self, year: str, start: date, end: date, product: Decimal, interest: Money, method: str,
+                          rates: list[list[Any]], value_date: date, posting_id: str, closing: bool,
+                          journal: list[dict[str, Any]]) -> None:
+        self.interest_years[year] = {"start": start, "end": end, "interest": interest, "closing": closing,
+                                     "posting_id": posting_id}
+        if not interest.is_zero:
+            self._post(posting_id, value_date, interest.amount, "interest", journal, {"year": year})
+
+    def last_settled_end(self) -> date | None:
+        ends = [y["end"] for y in self.interest_years.values()]
+        return max(ends) if ends else None
+
+    # -- corrections (COR) --------------------------------------------------------
+    def reverse(self, posting_id: str, reversal_id: str, correction_date: date, reason: str,
+                interest_adjustment: Money | None = None) -> None:
+        original = self.postings.get(posting_id)
+        if original is None:
+            raise ReversalError(f"no posting {posting_id} on this account", field="posting")
+        if original["kind"] == "reversal":
+            raise ReversalError("a reversal is never reversed", field="posting")
+        if original["reversed"]:
+            raise ReversalError("this posting is already reversed", field="posting")
+        if not original["journal"]:
+            raise ReversalError("this posting belongs to a loan payment; reverse the payment", field="posting")
+        self.check_open()
+        if self.balance.amount - original["amount"] < 0:
+            raise ReversalWouldOverdrawError("the reversal would make the balance negative; recover instead (WD-3)",
+                                             field="posting")
+        adjustment = interest_adjustment or ZERO
+        if self.balance.amount - original["amount"] + adjustment.amount < 0:
+            raise ReversalWouldOverdrawError("the interest adjustment would overdraw the account", field="posting")
+        self._reversed(posting_id=posting_id, reversal_id=reversal_id, value_date=original["value_date"],
+                       correction_date=correction_date, amount=Money(-original["amount"]), reason=reason,
+                       journal=mirror(original["journal"]), interest_adjustment=adjustment)
+
+    @event("Reversed")
+    def _reversed(self, posting_id: str, reversal_id: str, value_date: date, correction_date: date, amount: Money,
+                  reason: str, journal: list[dict[str, Any]], interest_adjustment: Money) -> None:
+        self.postings[posting_id]["reversed"] = True
+        self._post(reversal_id, value_date, amount.amount, "reversal", journal,
+                   {"original": posting_id, "reason": reason})
+        if not interest_adjustment.is_zero:
+            adjust = interest_adjustment
+            side_fund, side_expense = ("Cr", "Dr") if adjust > ZERO else ("Dr", "Cr")
+            lines = balanced([journal_line(GL_FUND, side_fund, abs(adjust)),
+                              journal_line(GL_INTEREST_EXPENSE, side_expense, abs(adjust))])
+            self._post(reversal_id + ":interest", correction_date, adjust.amount, "interest-adjustment", lines,
+                       {"original": posting_id})

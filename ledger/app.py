@@ -1,0 +1,27 @@
+"""The ledger application: the store plumbing plus every use-case mixin, wired once.
+
+``Ledger(url)`` opens the event store named by the URL (or ``GJJ_DATABASE_URL``,
+or the embedded SQLite default) with the policy and clock given; entry points
+(CLI, HTTP API, scheduler) build one and call its commands.
+"""
+
+from __future__ import annotations
+
+from ledger.aggregates.fund_account import FundAccount
+from ledger.application import LedgerBase
+from ledger.services.accounts import AccountCommands
+from ledger.services.books import BookCommands
+from ledger.services.contributions import ContributionCommands
+from ledger.services.withdrawals import WithdrawalCommands
+
+SNAPSHOT_INTERVAL_EVENTS = 100
+
+
+class Ledger(AccountCommands, ContributionCommands, WithdrawalCommands, BookCommands, LedgerBase):
+    """The book of record of one fund centre."""
+
+    snapshotting_intervals = {FundAccount: SNAPSHOT_INTERVAL_EVENTS}
+
+    @property
+    def centre_bank_account(self) -> str:
+        return self.policy.at(self.today()).bank.centre_account

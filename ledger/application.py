@@ -1,0 +1,228 @@
+"""The write side: an eventsourcing ``Application`` with the ledger's plumbing.
+
+It maps ``GJJ_DATABASE_URL`` onto the event store, transcodes ``Money`` and
+``date`` exactly, supplies recorded time from an injected clock (MNY-2: only
+entry points read the wall clock), runs every command as one atomic save with
+conflict retry, and makes every money-moving command idempotent by its key.
+The use cases themselves live in the command mixins (``ledger.services``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Iterator, Sequence
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+
+from ledger.aggregates.base import LedgerAggregate, recording
+from ledger.aggregates.documents import DailySequence, IdempotencyRecord
+from ledger.aggregates.errors import IdempotencyConflictError, ValueDateError
+from ledger.money import Money
+from ledger.policy import Policy, load_policy
+from ledger.storage import StorageConfig, config_from_env, prepare
+
+CHINA_TZ = timezone(timedelta(hours=8), "CST")
+CONFLICT_RETRY_MAX = 8
+NOTIFICATION_PAGE_SIZE = 1000
+
+
+class ConcurrencyConflictError(RuntimeError):
+    """A command kept conflicting with concurrent writers; nothing was saved."""
+
+
+class NotFoundError(LookupError):
+    """An aggregate named by the user does not exist; ``field`` names the input."""
+
+    def __init__(self, message: str, field: str):
+        self.field = field
+        self.rule = "NOT-FOUND"
+        super().__init__(f"{field}: {message}")
+
+
+class MoneyAsStr(Transcoding):
+    type = Money
+    name = "money"
+
+    def encode(self, obj: Money) -> str:
+        return str(obj)
+
+    def decode(self, data: str) -> Money:
+        return Money(data)
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class Clock:
+    """The wall clock, read only here (entry points)."""
+
+    def now(self) -> datetime:
+        return datetime.now(CHINA_TZ)
+
+
+@dataclass
+class FixedClock(Clock):
+    """A clock that says what it is told: tests, the demo, replays."""
+
+    at: datetime
+
+    def now(self) -> datetime:
+        return self.at
+
+    def set_day(self, day: date, hour: int = 18) -> None:
+        self.at = datetime(day.year, day.month, day.day, hour, 0, tzinfo=CHINA_TZ)
+
+
+def content_hash(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class LedgerBase(Application):
+    """Event store, clock, policy, atomic commands with retry and idempotency."""
+
+    name = "ledger"
+    snapshotting_intervals: dict[type, int] = {}
+
+    def __init__(self, url: str | None = None, *, policy: Policy | None = None, clock: Clock | None = None,
+                 env: dict[str, str] | None = None):
+        self.storage: StorageConfig = config_from_env(url)
+        prepare(self.storage)
+        merged = {**self.storage.eventsourcing_env(), **(env or {})}
+        super().__init__(env=merged)
+        self.policy = policy or load_policy()
+        self.clock = clock or Clock()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(MoneyAsStr())
+        transcoder.register(DateAsISO())
+
+    # -- time --------------------------------------------------------------
+    def today(self) -> date:
+        return self.clock.now().astimezone(CHINA_TZ).date()
+
+    def check_value_date(self, value_date: date, field: str = "value_date") -> date:
+        """MNY-4: never after its recording, at most k days before it."""
+        today = self.today()
+        limit = self.policy.at(value_date).time.value_date_backdate_days_max
+        if value_date > today:
+            raise ValueDateError(f"value date {value_date} is after the recording date {today}", field=field)
+        if (today - value_date).days > limit:
+            raise ValueDateError(f"value date {value_date} is more than {limit} days before {today}", field=field)
+        return value_date
+
+    # -- loading -------------------------------------------------------------
+    def load(self, cls: type, aggregate_id: UUID, field: str, label: str = "") -> Any:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(f"no {cls.__name__} {label}".rstrip(), field) from None
+        if not isinstance(aggregate, cls):
+            raise NotFoundError(f"{label} is not a {cls.__name__}", field)
+        return aggregate
+
+    def find(self, aggregate_id: UUID) -> Any | None:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    # -- commands --------------------------------------------------------------
+    def execute(self, command: str, key: str | None, content: dict[str, Any],
+                body: Callable[[], tuple[dict[str, Any], Sequence[LedgerAggregate]]]) -> dict[str, Any]:
+        """Run ``body`` and save what it returns in one transaction, idempotent by ``key``.
+
+        A repeat of the key with the same content returns the first result and
+        changes nothing; with other content it is refused. A version conflict
+        reloads and reruns the body (the failed aggregates lost their events).
+        """
+        digest = content_hash({"command": command, **content})
+        for _attempt in range(CONFLICT_RETRY_MAX):
+            if key:
+                first = self._idempotent_result(key, digest)
+                if first is not None:
+                    return first
+            with recording(self.clock.now()):
+                result, aggregates = body()
+                extra = [IdempotencyRecord(key=key, command=command, content_hash=digest, result=result)] if key else []
+            try:
+                self.save(*aggregates, *extra)
+            except IntegrityError:
+                continue
+            return result
+        raise ConcurrencyConflictError(f"{command}: gave up after {CONFLICT_RETRY_MAX} conflicting attempts")
+
+    def _idempotent_result(self, key: str, digest: str) -> dict[str, Any] | None:
+        record = self.find(IdempotencyRecord.create_id(key))
+        if record is None:
+            return None
+        if record.content_hash != digest:
+            raise IdempotencyConflictError(
+                f"idempotency key {key!r} was used before for other content ({record.command})",
+                field="idempotency_key")
+        return {**record.result, "repeat": True}
+
+    def take_serials(self, scope: str, day: date, count: int = 1) -> tuple[DailySequence, list[str]]:
+        """BNK-2: YYYYMMDD + 7-digit daily sequence; the sequence aggregate joins the caller's save."""
+        sequence = self.find(DailySequence.create_id(scope, day))
+        if sequence is None:
+            sequence = DailySequence(scope=scope, day=day)
+        return sequence, sequence.take(count)
+
+    # -- reading the log ---------------------------------------------------------
+    def iter_notifications(self, topics: Sequence[str] = (), start: int = 1) -> Iterator[Any]:
+        position = start
+        while True:
+            page = self.recorder.select_notifications(position, NOTIFICATION_PAGE_SIZE, topics=topics)
+            if not page:
+                return
+            yield from page
+            position = page[-1].id + 1
+
+    def iter_events(self, topics: Sequence[str] = ()) -> Iterator[Any]:
+        for notification in self.iter_notifications(topics):
+            yield self.mapper.to_domain_event(notification)
+
+    def ids_of(self, created_topic: str) -> list[UUID]:
+        return [n.originator_id for n in self.iter_notifications(topics=[created_topic])]
+
+
+def topic_of(cls: type, event_name: str) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}.{event_name}"
+
+
+def as_str(value: Any) -> Any:
+    """JSON-friendly form: money with two decimals, dates ISO, UUIDs as text."""
+    if isinstance(value, Money):
+        return str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): as_str(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_str(v) for v in value]
+    return value
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for index in range(0, len(items), size):
+        yield items[index:index + size]

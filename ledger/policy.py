@@ -1,0 +1,306 @@
+"""Dated policy parameters: every ⚙ of SPEC.md lives here, never in code.
+
+A policy file (TOML) holds the centre's identity and a list of ``versions``,
+each effective from a date; a later version names only what changes and
+inherits the rest. Loading validates every merged version and names the bad
+key (``versions[2].offset.cover_test: ...``). Business code asks
+``policy.at(day).offset.shortfall_rule`` and events record the values used.
+Floats are refused: amounts and rates are strings (MNY-1, MNY-3).
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from ledger.money import Money, MoneyError, parse_rate
+
+DEFAULT_POLICY = "sample-city.toml"
+
+
+class PolicyError(ValueError):
+    """The policy file is invalid; the message names the key and the rule."""
+
+
+def _no_float(value: Any, info: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError("floats are refused; write the number as a string (MNY-1)")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _money_field(value: Any) -> Money:
+    try:
+        return Money.parse(value, "value")
+    except MoneyError as exc:
+        raise ValueError(exc.rule) from None
+
+
+def _rate_field(value: Any) -> Decimal:
+    try:
+        return parse_rate(value, "value")
+    except MoneyError as exc:
+        raise ValueError(exc.rule) from None
+
+
+class TimePolicy(_Section):
+    value_date_backdate_days_max: int
+    interest_day_count: Literal["actual", "30/360"]
+    prepayment_day_count: Literal["actual", "30/360"]
+    penalty_day_count: Literal["actual", "30/360"]
+
+
+class MemberPolicy(_Section):
+    id_type: Literal["resident"]
+    retirement_age_male: int
+    retirement_age_female: int
+
+
+class AccountPolicy(_Section):
+    retained_balance_min: Money
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    _v = field_validator("retained_balance_min", mode="before")(lambda v: _money_field(_no_float(v, None)))
+
+
+class ContributionPolicy(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    ratio_min: Decimal
+    ratio_max: Decimal
+    ratios_equal: bool
+    share_rounding: Literal["fen", "yuan"]
+    base_floor: Money
+    base_cap: Money
+    self_employed_pays_both: bool
+    deferral_backpay_deadline_months: int
+
+    _r = field_validator("ratio_min", "ratio_max", mode="before")(lambda v: _rate_field(_no_float(v, None)))
+    _m = field_validator("base_floor", "base_cap", mode="before")(lambda v: _money_field(_no_float(v, None)))
+
+
+class InterestRate(_Section):
+    effective_from: date
+    annual_rate: Decimal
+    _r = field_validator("annual_rate", mode="before")(lambda v: _rate_field(_no_float(v, None)))
+
+
+class InterestPolicy(_Section):
+    year_start_month: int
+    method: Literal["daily_product", "carried_plus_flows"]
+    daily_rate: Literal["exact", "rounded"]
+    rates: tuple[InterestRate, ...]
+
+    def rate_on(self, day: date) -> Decimal:
+        in_force = [r for r in self.rates if r.effective_from <= day]
+        if not in_force:
+            raise PolicyError(f"interest.rates: no rate in force on {day}")
+        return max(in_force, key=lambda r: r.effective_from).annual_rate
+
+
+class WithdrawalKind(_Section):
+    kind: str
+    code: str
+    evidence: tuple[str, ...]
+    closing: bool
+    next_allowed_days: int
+
+
+class WithdrawalPolicy(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    kinds: tuple[WithdrawalKind, ...]
+    purchase_window_months: int
+    rent_monthly_cap: Money
+    _m = field_validator("rent_monthly_cap", mode="before")(lambda v: _money_field(_no_float(v, None)))
+
+    def kind(self, name: str) -> WithdrawalKind | None:
+        return next((k for k in self.kinds if k.kind == name or k.code == name), None)
+
+
+class LoanRate(_Section):
+    effective_from: date
+    first_short: Decimal
+    first_long: Decimal
+    second_short: Decimal
+    second_long: Decimal
+    _r = field_validator("first_short", "first_long", "second_short", "second_long", mode="before")(
+        lambda v: _rate_field(_no_float(v, None))
+    )
+
+
+class LoanPolicy(_Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    term_months_max: int
+    retirement_extension_years: int
+    age_plus_term_max: int
+    cap_single: Money
+    cap_family: Money
+    balance_multiple: Decimal
+    loan_to_value_max: Decimal
+    income_share_max: Decimal
+    continuous_periods_required: int
+    grace_days: int
+    penalty_multiplier: Decimal
+    prepayment_blackout_days: int
+    prepayment_minimum: Money
+    missed_in_row_max: int
+    missed_total_max: int
+    due_day: int
+    rates: tuple[LoanRate, ...]
+
+    _m = field_validator("cap_single", "cap_family", "prepayment_minimum", mode="before")(
+        lambda v: _money_field(_no_float(v, None))
+    )
+    _r = field_validator("balance_multiple", "loan_to_value_max", "income_share_max", "penalty_multiplier", mode="before")(
+        lambda v: _rate_field(_no_float(v, None))
+    )
+
+    def rate_on(self, day: date, *, months: int, second_home: bool = False) -> Decimal:
+        """LN-2: the rate in force on ``day`` for the tier (≤ 5 years / > 5 years)."""
+        in_force = [r for r in self.rates if r.effective_from <= day]
+        if not in_force:
+            raise PolicyError(f"loan.rates: no rate in force on {day}")
+        row = max(in_force, key=lambda r: r.effective_from)
+        long_term = months > 60
+        if second_home:
+            return row.second_long if long_term else row.second_short
+        return row.first_long if long_term else row.first_short
+
+
+class ResponseCode(_Section):
+    code: str
+    message: str
+    retryable: bool
+    cause: Literal["none", "borrower", "bank", "centre"]
+
+
+class OffsetPolicy(_Section):
+    spouse_pays: bool
+    sealed_pays: bool
+    frozen_pays: bool
+    cover_test: Literal[">=", ">"]
+    shortfall_rule: Literal["waterfall", "household-all-or-nothing", "each-account-whole"]
+    takes_overdue: bool
+    effective_after_regular_repayment: bool
+    retry_count_max: int
+    notice_days_before: int
+    response_codes: tuple[ResponseCode, ...]
+
+    def response(self, code: str, message: str = "") -> ResponseCode:
+        """OFF-3: an unknown code is the centre's, not retryable, for manual handling."""
+        for row in self.response_codes:
+            if row.code == code:
+                return row
+        for row in self.response_codes:
+            if message and row.message == message:
+                return row
+        return ResponseCode(code=code, message=message or "unknown", retryable=False, cause="centre")
+
+
+class BankPolicy(_Section):
+    centre_account: str
+    centre_account_name: str
+    encoding: Literal["GBK", "GB18030"]
+    in_transit_working_days: int
+
+
+class PolicyVersion(_Section):
+    effective_from: date
+    time: TimePolicy
+    member: MemberPolicy
+    account: AccountPolicy
+    contribution: ContributionPolicy
+    interest: InterestPolicy
+    withdrawal: WithdrawalPolicy
+    loan: LoanPolicy
+    offset: OffsetPolicy
+    bank: BankPolicy
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The centre's dated policy; ``at(day)`` gives the version in force."""
+
+    centre_name: str
+    centre_code: str
+    city: str
+    versions: tuple[PolicyVersion, ...]
+    source: str
+
+    def at(self, day: date) -> PolicyVersion:
+        chosen = None
+        for version in self.versions:
+            if version.effective_from <= day:
+                chosen = version
+        if chosen is None:
+            raise PolicyError(f"no policy version in force on {day} (first: {self.versions[0].effective_from})")
+        return chosen
+
+
+def _deep_merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _find_floats(node: Any, path: str) -> None:
+    if isinstance(node, float):
+        raise PolicyError(f"{path}: floats are refused; write the number as a string [MNY-1]")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _find_floats(value, f"{path}.{key}" if path else key)
+    if isinstance(node, list):
+        for index, value in enumerate(node):
+            _find_floats(value, f"{path}[{index}]")
+
+
+def parse_policy(data: dict[str, Any], source: str = "<memory>") -> Policy:
+    _find_floats(data, "")
+    for key in ("centre_name", "centre_code", "city", "versions"):
+        if key not in data:
+            raise PolicyError(f"{key}: required key missing")
+    unknown = set(data) - {"centre_name", "centre_code", "city", "versions"}
+    if unknown:
+        raise PolicyError(f"{sorted(unknown)[0]}: unknown key")
+    versions: list[PolicyVersion] = []
+    merged: dict[str, Any] = {}
+    for index, raw in enumerate(data["versions"]):
+        merged = _deep_merge(merged, raw)
+        try:
+            versions.append(PolicyVersion.model_validate(merged))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            raise PolicyError(f"versions[{index}].{where}: {error['msg']}") from None
+    dates = [v.effective_from for v in versions]
+    if dates != sorted(dates) or len(set(dates)) != len(dates):
+        raise PolicyError("versions: effective_from dates must be strictly increasing")
+    return Policy(data["centre_name"], data["centre_code"], data["city"], tuple(versions), source)
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load and validate a policy file; the shipped sample city by default."""
+    if path is None:
+        text = resources.files("ledger.policies").joinpath(DEFAULT_POLICY).read_text("utf-8")
+        source = f"ledger/policies/{DEFAULT_POLICY}"
+    else:
+        text = Path(path).read_text("utf-8")
+        source = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}") from None
+    return parse_policy(data, source)

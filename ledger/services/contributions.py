@@ -1,0 +1,319 @@
+"""Remittances (汇缴), back-payments (补缴), bank receipts and suspense (CON-1..4, GL-1).
+
+A remittance document is registered first (its lines checked against each
+member's dated base and the employer's dated ratios); members are credited
+only when the money arrives, value-dated on arrival, matched by the
+document's serial and total. Money with no matching document, or beyond its
+total, goes to suspense (2102) until allocated or refunded.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ledger.aggregates.base import LedgerRuleError
+from ledger.aggregates.documents import BankReceipt, RemittanceDocument, SerialRef
+from ledger.aggregates.errors import (
+    ContributionMismatchError,
+    DocumentStateError,
+    DocumentTotalError,
+    PeriodAlreadyCreditedError,
+)
+from ledger.aggregates.fund_account import GL_CLEARING, GL_FUND, GL_SUSPENSE, FundAccount
+from ledger.aggregates.parties import Employer, check_period
+from ledger.application import NotFoundError, chunked
+from ledger.money import ZERO, Money, MoneyError
+from ledger.services.accounts import share
+
+CSV_FIELDS = ("employer", "period", "kind", "document_number", "account_no", "base", "employer_amount",
+              "employee_amount")
+DOCUMENT_LINES_MAX = 50_000
+IMPORT_FILE_LINES_MAX = 2_000_000
+RECEIPT_SAVE_BATCH = 1_000
+KINDS = ("remittance", "back-payment")
+
+
+@dataclass
+class LineProblem:
+    line: int
+    field: str
+    rule: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "rule": self.rule, "message": self.message}
+
+
+@dataclass
+class RemittanceLine:
+    line: int
+    account_no: str
+    base: Money
+    employer_amount: Money
+    employee_amount: Money
+
+
+@dataclass
+class ImportReport:
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[LineProblem] = field(default_factory=list)
+    lines_read: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        accepted = sum(d["accepted"] for d in self.documents if not d.get("repeat"))
+        return {"lines_read": self.lines_read, "documents": self.documents, "lines_accepted": accepted,
+                "problems": [p.as_dict() for p in self.problems]}
+
+
+def _parse_csv_row(number: int, row: dict[str, str], problems: list[LineProblem]) -> tuple[tuple, RemittanceLine] | None:
+    missing = [name for name in CSV_FIELDS if not (row.get(name) or "").strip()]
+    if missing:
+        problems.append(LineProblem(number, missing[0], "CON-4", "required field is empty"))
+        return None
+    try:
+        check_period(row["period"].strip())
+        if row["kind"].strip() not in KINDS:
+            raise LedgerRuleError(f"kind is one of {KINDS}", field="kind", rule="CON-2")
+        amounts = [Money.parse(row[name], name, positive=(name == "base"))
+                   for name in ("base", "employer_amount", "employee_amount")]
+    except MoneyError as exc:
+        problems.append(LineProblem(number, exc.field, exc.rule.split()[0], str(exc)))
+        return None
+    except LedgerRuleError as exc:
+        problems.append(LineProblem(number, exc.field or "period", exc.rule, str(exc)))
+        return None
+    key = (row["employer"].strip().upper(), row["period"].strip(), row["kind"].strip(), row["document_number"].strip())
+    return key, RemittanceLine(number, row["account_no"].strip(), *amounts)
+
+
+def read_remittance_csv(path: Path, problems: list[LineProblem]) -> tuple[dict[tuple, list[RemittanceLine]], int]:
+    """Group the CSV (清册) lines by document key; unparseable lines become problems."""
+    documents: dict[tuple, list[RemittanceLine]] = {}
+    count = 0
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        absent = [name for name in CSV_FIELDS if name not in (reader.fieldnames or [])]
+        if absent:
+            raise DocumentTotalError(f"the CSV header lacks {', '.join(absent)}", field=absent[0], rule="CON-4")
+        for count, row in enumerate(reader, start=2):
+            if count > IMPORT_FILE_LINES_MAX:
+                raise DocumentTotalError(f"more than {IMPORT_FILE_LINES_MAX} lines", field="file", rule="CON-4")
+            parsed = _parse_csv_row(count, row, problems)
+            if parsed is not None:
+                documents.setdefault(parsed[0], []).append(parsed[1])
+    return documents, max(count - 1, 0)
+
+
+class ContributionCommands:
+    """Mixin on the ledger application: remittance documents and the money that pays them."""
+
+    def check_line(self, employer: Employer, period: str, kind: str, line: RemittanceLine) -> LineProblem | None:
+        """CON-1/CON-2/ACC-2: the line agrees with the member's dated base and ratios."""
+        account = self.find(FundAccount.create_id(line.account_no))
+        if not isinstance(account, FundAccount):
+            return LineProblem(line.line, "account_no", "ACC-1", f"no fund account {line.account_no}")
+        if account.employer_id != employer.id:
+            return LineProblem(line.line, "account_no", "EMP-1", "the member does not belong to this employer")
+        try:
+            account.check_can_contribute(period) if kind == "remittance" else account.check_open()
+        except LedgerRuleError as exc:
+            return LineProblem(line.line, "account_no", exc.rule, str(exc))
+        base, ratios = account.base_for(period), employer.ratios_for(period)
+        if base is None or ratios is None:
+            return LineProblem(line.line, "base", "CON-1", f"no base or ratios on record for {period}")
+        if line.base != base:
+            return LineProblem(line.line, "base", "CON-1", f"base {line.base} differs from the record {base}")
+        rounding = self.policy.at(date(int(period[:4]), int(period[5:]), 1)).contribution.share_rounding
+        expected = (share(base, ratios[0], rounding), share(base, ratios[1], rounding))
+        return self._check_amounts(account, period, kind, line, expected)
+
+    def _check_amounts(self, account: FundAccount, period: str, kind: str, line: RemittanceLine,
+                       expected: tuple[Money, Money]) -> LineProblem | None:
+        if kind == "remittance":
+            if (line.employer_amount, line.employee_amount) != expected:
+                return LineProblem(line.line, "employer_amount", "CON-1",
+                                   f"shares {line.employer_amount}/{line.employee_amount} differ from "
+                                   f"round(base × ratio) = {expected[0]}/{expected[1]}")
+            if "remittance" in account.credited.get(period, {}):
+                return LineProblem(line.line, "period", "CON-2", f"period {period} is already credited")
+            return None
+        room = expected[0] + expected[1] - account.credited_total(period)
+        if line.employer_amount + line.employee_amount > room:
+            return LineProblem(line.line, "employer_amount", "CON-2",
+                               f"back-payment exceeds what base and ratios give for {period} (room {room.max(ZERO)})")
+        return None
+
+    def register_remittance(self, employer_code: str, period: str, kind: str, document_number: str,
+                            lines: list[RemittanceLine], registered_on: date,
+                            declared_total: Money | None = None, declared_count: int | None = None) -> dict[str, Any]:
+        """CON-4: register a document; a wrong total is refused whole, a bad line is left out."""
+        check_period(period)
+        if len(lines) > DOCUMENT_LINES_MAX:
+            raise DocumentTotalError(f"a document has at most {DOCUMENT_LINES_MAX} lines", field="lines")
+        submitted = Money.sum(l.employer_amount + l.employee_amount for l in lines)
+        if declared_total is not None and declared_total != submitted:
+            raise DocumentTotalError(f"declared total {declared_total} ≠ Σ lines {submitted}", field="total")
+        if declared_count is not None and declared_count != len(lines):
+            raise DocumentTotalError(f"declared count {declared_count} ≠ {len(lines)} lines", field="count")
+
+        def body():
+            employer = self.employer(employer_code)
+            doc_id = RemittanceDocument.create_id(employer.credit_code, period, kind, document_number)
+            problems = [p for p in (self.check_line(employer, period, kind, l) for l in lines) if p is not None]
+            bad = {p.line for p in problems}
+            good = [l for l in lines if l.line not in bad]
+            digest = _lines_digest(lines)
+            existing = self.find(doc_id)
+            if existing is not None:
+                return self._repeat_document(existing, digest, problems), []
+            if not good:
+                return _document_result(None, problems, 0), []
+            sequence, (serial,) = self.take_serials("remittance", registered_on)
+            total = Money.sum(l.employer_amount + l.employee_amount for l in good)
+            document = RemittanceDocument(
+                employer_code=employer.credit_code, period=period, kind=kind, document_number=document_number,
+                employer_id=employer.id, serial=serial, total=total, content_hash=digest, registered_on=registered_on,
+                lines=[[l.account_no, period, l.base, l.employer_amount, l.employee_amount] for l in good])
+            ref = SerialRef(serial=serial, kind="remittance", target_id=document.id, detail={})
+            return _document_result(document, problems, len(good)), [document, sequence, ref]
+        return self.execute("register-remittance", None, {}, body)
+
+    def _repeat_document(self, existing: RemittanceDocument, digest: str,
+                         problems: list[LineProblem]) -> dict[str, Any]:
+        if existing.content_hash != digest:
+            raise DocumentStateError(
+                f"document {existing.document_number} for {existing.period} was registered with other content",
+                field="document_number", rule="CON-2")
+        result = _document_result(existing, [], existing.count)
+        result["repeat"] = True
+        return result
+
+    def import_remittances(self, path: Path, registered_on: date,
+                           progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Import a CSV list of one or more documents; report bad lines; apply good ones once."""
+        report = ImportReport()
+        documents, report.lines_read = read_remittance_csv(path, report.problems)
+        for (employer_code, period, kind, number), lines in documents.items():
+            try:
+                result = self.register_remittance(employer_code, period, kind, number, lines, registered_on)
+            except (LedgerRuleError, NotFoundError) as exc:
+                report.problems.extend(LineProblem(l.line, getattr(exc, "field", "employer") or "employer",
+                                                   getattr(exc, "rule", "CON-4"), str(exc)) for l in lines)
+                result = None
+            if result is not None:
+                report.problems.extend(LineProblem(**p) for p in result.pop("problem_rows"))
+                report.documents.append(result)
+            if progress:
+                progress(len(lines))
+        report.problems.sort(key=lambda p: p.line)
+        return report.as_dict()
+
+    # -- money arrives ---------------------------------------------------------------
+    def receive(self, bank: str, host_date: str, host_serial: str, bank_account: str, amount: str,
+                value_date: date, serial: str = "") -> dict[str, Any]:
+        """A bank receipt (BNK-2 keyed): pays a pending document by serial, the rest to suspense."""
+        money = Money.parse(amount, "amount", positive=True)
+        content = {"bank": bank, "host_date": host_date, "host_serial": host_serial, "account": bank_account,
+                   "amount": str(money), "value_date": value_date.isoformat(), "serial": serial}
+        key = f"bank-ref:{bank}:{host_date}:{host_serial}"
+
+        def body():
+            self.check_value_date(value_date)
+            document = self._document_by_serial(serial)
+            credited, touched = ZERO, []
+            if document is not None and document.state == "PENDING" and money >= document.total:
+                credited, touched = self._credit_document(document, value_date, bank_account,
+                                                          f"{bank}/{host_date}/{host_serial}")
+            receipt = BankReceipt.record(bank, host_date, host_serial, bank_account, money, value_date, serial,
+                                         _digest(content), credited, document.document_number if credited else "")
+            result = {"bank_reference": receipt.reference, "amount": str(money), "applied": str(credited),
+                      "suspense": str(receipt.suspense), "document": receipt.applied_to,
+                      "members_credited": len(touched) - 1 if touched else 0}
+            return result, [*touched, receipt]
+        return self.execute("receive", key, content, body)
+
+    def _document_by_serial(self, serial: str) -> RemittanceDocument | None:
+        if not serial:
+            return None
+        ref = self.find(SerialRef.create_id(serial))
+        if ref is None or ref.kind != "remittance":
+            return None
+        return self.find(ref.target_id)
+
+    def _credit_document(self, document: RemittanceDocument, value_date: date, bank_account: str,
+                         reference: str, debit_account: str | None = None) -> tuple[Money, list[Any]]:
+        """Credit every line whose account still accepts it; a line that cannot is left in suspense."""
+        credited = ZERO
+        accounts = []
+        for index, (account_no, period, _base, employer_amount, employee_amount) in enumerate(document.lines):
+            account = self.find(FundAccount.create_id(account_no))
+            try:
+                account.credit_contribution(period, document.kind, employer_amount, employee_amount, value_date,
+                                            document.document_number, bank_account,
+                                            f"{document.serial}:{index + 1}", debit_account)
+            except LedgerRuleError:
+                continue
+            credited = credited + employer_amount + employee_amount
+            accounts.append(account)
+        document.mark_received(value_date=value_date, bank_reference=reference, amount=credited, source="bank")
+        return credited, [*accounts, document]
+
+    def allocate_suspense(self, bank: str, host_date: str, host_serial: str, serial: str,
+                          value_date: date) -> dict[str, Any]:
+        """Apply money held in suspense to a pending document (Dr 2102 / Cr 2001 per member)."""
+        def body():
+            receipt = self.load(BankReceipt, BankReceipt.create_id(bank, host_date, host_serial), "bank_reference")
+            document = self._document_by_serial(serial)
+            if document is None:
+                raise NotFoundError(f"no remittance document with serial {serial}", "serial")
+            document.check_receivable()
+            if document.total > receipt.suspense:
+                raise DocumentTotalError(f"suspense {receipt.suspense} does not cover {document.total}", field="serial")
+            credited, touched = self._credit_document(document, value_date, receipt.bank_account, receipt.reference,
+                                                      debit_account=GL_SUSPENSE)
+            receipt.release(credited, value_date, f"remittance:{serial}", GL_FUND) if credited else None
+            return {"bank_reference": receipt.reference, "allocated": str(credited),
+                    "suspense": str(receipt.suspense)}, [*touched, receipt]
+        return self.execute("allocate-suspense", f"allocate:{bank}:{host_date}:{host_serial}:{serial}", {}, body)
+
+    def refund_suspense(self, bank: str, host_date: str, host_serial: str, amount: str, payee: str,
+                        value_date: date) -> dict[str, Any]:
+        """Return money held in suspense to its payer (Dr 2102 / Cr 2101, then a payout)."""
+        money = Money.parse(amount, "amount", positive=True)
+
+        def body():
+            receipt = self.load(BankReceipt, BankReceipt.create_id(bank, host_date, host_serial), "bank_reference")
+            posting_id = f"refund:{receipt.reference}:{len(receipt.allocations) + 1}"
+            receipt.release(money, value_date, f"refund:{payee}", GL_CLEARING)
+            payout, instructed = self.instruct_payout(posting_id, None, payee, money, value_date, "refund",
+                                                      receipt.bank_account)
+            return {"bank_reference": receipt.reference, "refunded": str(money), "serial": payout.serial,
+                    "suspense": str(receipt.suspense)}, [receipt, *instructed]
+        return self.execute("refund-suspense", f"refund:{bank}:{host_date}:{host_serial}:{money}:{payee}", {}, body)
+
+
+def _lines_digest(lines: Iterable[RemittanceLine]) -> str:
+    return _digest([[l.account_no, str(l.base), str(l.employer_amount), str(l.employee_amount)] for l in lines])
+
+
+def _digest(payload: Any) -> str:
+    from ledger.application import content_hash
+
+    return content_hash(payload)
+
+
+def _document_result(document: RemittanceDocument | None, problems: list[LineProblem], accepted: int) -> dict[str, Any]:
+    return {
+        "document": document.document_number if document else None,
+        "employer": document.employer_code if document else None,
+        "period": document.period if document else None,
+        "serial": document.serial if document else None,
+        "total": str(document.total) if document else "0.00",
+        "accepted": accepted,
+        "rejected": len(problems),
+        "problem_rows": [p.as_dict() for p in problems],
+    }

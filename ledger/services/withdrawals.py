@@ -1,0 +1,260 @@
+"""Withdrawals (提取, WD-1..4), payouts, court deductions, reversals (COR) and interest (INT).
+
+A withdrawal debits the member (Dr 2001 / Cr 2101) and instructs a payout;
+the bank's answer settles it (paid: Dr 2101 / Cr 1001; failed: the money is
+credited back, Dr 2101 / Cr 2001). Closing kinds pay balance + INT-2 interest
+and close the account. A reversal mirrors its original (COR-1) and, in an
+interest year already settled, posts the interest adjustment (COR-3).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any, Callable
+
+from ledger.aggregates.base import LedgerRuleError
+from ledger.aggregates.documents import Payout, SerialRef
+from ledger.aggregates.errors import (
+    WithdrawalCapError,
+    WithdrawalEvidenceError,
+    WithdrawalKindError,
+    WithdrawalNotAllowedError,
+)
+from ledger.aggregates.fund_account import CLOSED, GL_CLEARING, GL_FUND, FundAccount
+from ledger.aggregates.parties import Member
+from ledger.application import NotFoundError, chunked
+from ledger.interest import InterestResult, compute_interest, interest_year
+from ledger.money import ZERO, Money
+from ledger.policy import PolicyVersion
+
+INTEREST_BATCH_SIZE = 500
+
+
+def _months_before(day: date, months: int) -> date:
+    total = day.year * 12 + day.month - 1 - months
+    return date(total // 12, total % 12 + 1, min(day.day, 28))
+
+
+class WithdrawalCommands:
+    """Mixin on the ledger application: money out, corrections and interest."""
+
+    def interest_to(self, account: FundAccount, end: date, policy: PolicyVersion) -> InterestResult:
+        """INT-1/INT-2: interest from the last settlement (or opening) to ``end`` inclusive."""
+        last = account.last_settled_end()
+        start = last + timedelta(days=1) if last else interest_year(end, policy.interest.year_start_month)[0]
+        start = max(start, interest_year(end, policy.interest.year_start_month)[0])
+        rates = [(r.effective_from, r.annual_rate) for r in policy.interest.rates]
+        return compute_interest(policy.interest.method, account.interest_movements(), start, end, rates,
+                                policy.interest.daily_rate)
+
+    # -- withdrawals ---------------------------------------------------------------
+    def withdraw(self, account_no: str, kind: str, amount: str | None, value_date: date, evidence: dict[str, Any],
+                 idempotency_key: str, payee: str | None = None) -> dict[str, Any]:
+        content = {"account": account_no, "kind": kind, "amount": amount, "value_date": value_date.isoformat(),
+                   "evidence": evidence, "payee": payee}
+
+        def body():
+            self.check_value_date(value_date)
+            policy = self.policy.at(value_date)
+            rule = policy.withdrawal.kind(kind)
+            if rule is None:
+                raise WithdrawalKindError(f"unknown withdrawal kind {kind!r}", field="kind")
+            missing = [name for name in rule.evidence if not str(evidence.get(name, "")).strip()]
+            if missing:
+                raise WithdrawalEvidenceError(f"evidence {', '.join(missing)} is required for {rule.kind}",
+                                              field=missing[0])
+            account = self.account(account_no)
+            member = self.load(Member, account.member_id, "account")
+            money = None if rule.closing else Money.parse(amount, "amount", positive=True)
+            self._check_withdrawal_rules(account, member, rule, money, value_date, evidence, policy)
+            posting_id = f"wd:{idempotency_key}"
+            interest = self.interest_to(account, value_date - timedelta(days=1), policy) if rule.closing else None
+            account.withdraw(rule.kind, rule.code, money or ZERO, value_date, evidence,
+                             policy.account.retained_balance_min, posting_id, payee or member.name,
+                             closing=rule.closing, interest=interest,
+                             policy_used={"retained_balance_min": str(policy.account.retained_balance_min)})
+            paid = account.withdrawals[-1]["amount"]
+            payout, instructed = self.instruct_payout(posting_id, account_no, payee or member.name, paid, value_date,
+                                                      f"withdrawal:{rule.code}")
+            return {"account_no": account_no, "kind": rule.kind, "reason_code": rule.code, "amount": str(paid),
+                    "interest": str(interest.interest) if interest else "0.00", "serial": payout.serial,
+                    "posting_id": posting_id, "state": account.state, "balance": str(account.balance)}, \
+                [account, *instructed]
+        return self.execute("withdraw", idempotency_key, content, body)
+
+    def _check_withdrawal_rules(self, account: FundAccount, member: Member, rule: Any, money: Money | None,
+                                value_date: date, evidence: dict[str, Any], policy: PolicyVersion) -> None:
+        if rule.closing and member.has_outstanding_loan and rule.code != "06":
+            raise WithdrawalNotAllowedError("a borrower may close the account only after payoff", field="kind")
+        last_same = [w for w in account.withdrawals if w["kind"] == rule.kind]
+        if last_same and rule.next_allowed_days:
+            allowed = last_same[-1]["value_date"] + timedelta(days=rule.next_allowed_days)
+            if value_date < allowed:
+                raise WithdrawalNotAllowedError(f"the next {rule.kind} withdrawal is allowed from {allowed}",
+                                                field="value_date", rule="WD-1")
+        if money is not None:
+            self._check_cap(account, member, rule.kind, money, value_date, evidence, policy)
+
+    def _household_withdrawals(self, account: FundAccount, member: Member) -> list[dict[str, Any]]:
+        rows = list(account.withdrawals)
+        if member.spouse_id is not None:
+            spouse = self.find(member.spouse_id)
+            spouse_account = spouse and self.find(FundAccount.create_id(spouse.account_no))
+            if spouse_account is not None:
+                rows.extend(spouse_account.withdrawals)
+        return rows
+
+    def _check_cap(self, account: FundAccount, member: Member, kind: str, money: Money, value_date: date,
+                   evidence: dict[str, Any], policy: PolicyVersion) -> None:
+        """WD-2: cumulative household caps over their window."""
+        household = self._household_withdrawals(account, member)
+        if kind == "purchase":
+            since = _months_before(value_date, policy.withdrawal.purchase_window_months)
+            cap = Money.parse(evidence["price"], "price") - Money.parse(evidence.get("loan_amount", "0"), "loan_amount")
+            used = Money.sum(w["amount"] for w in household if w["kind"] == kind and w["value_date"] >= since)
+        elif kind == "rent":
+            monthly = Money.parse(evidence["monthly_rent"], "monthly_rent").min(policy.withdrawal.rent_monthly_cap)
+            cap = monthly.times(Decimal(int(evidence["months"])))
+            used = ZERO
+        elif kind == "loan-repayment":
+            cap = Money.parse(evidence["due_this_year"], "due_this_year")
+            year_start = date(value_date.year, 1, 1)
+            used = Money.sum(w["amount"] for w in household if w["kind"] == kind and w["value_date"] >= year_start)
+            used = used + Money(-sum((m[1] for m in account.movements if m[2] == "offset" and m[0] >= year_start),
+                                     Decimal(0)))
+        else:
+            return
+        if used + money > cap:
+            raise WithdrawalCapError(f"{kind} cap {cap} with {used} already withdrawn leaves {(cap - used).max(ZERO)}",
+                                     field="amount")
+
+    def settle_payout(self, serial: str, paid: bool, value_date: date, bank_reference: str) -> dict[str, Any]:
+        """The bank's answer to a payout: paid, or failed and credited back (BNK-2 keyed)."""
+        content = {"serial": serial, "paid": paid, "value_date": value_date.isoformat()}
+
+        def body():
+            payout = self._payout_by_serial(serial)
+            journal = payout.settle(paid, value_date, bank_reference)
+            touched: list[Any] = [payout]
+            if journal and payout.account_no:
+                account = self.account(payout.account_no)
+                account.credit_back(payout.amount, value_date, f"{payout.posting_id}:failed", payout.posting_id,
+                                    "payout-failed", journal)
+                touched.append(account)
+            return {"serial": serial, "state": payout.state, "amount": str(payout.amount)}, touched
+        return self.execute("settle-payout", f"payout-result:{bank_reference}", content, body)
+
+    def instruct_payout(self, posting_id: str, account_no: str | None, payee: str, amount: Money, value_date: date,
+                        purpose: str, bank_account: str | None = None) -> tuple[Payout, list[Any]]:
+        """A payment instruction with its serial and serial index, to save with the debit that funds it."""
+        sequence, (serial,) = self.take_serials("payout", value_date)
+        payout = Payout(posting_id=posting_id, account_no=account_no, payee=payee, amount=amount,
+                        value_date=value_date, serial=serial, purpose=purpose,
+                        bank_account=bank_account or self.centre_bank_account)
+        ref = SerialRef(serial=serial, kind="payout", target_id=payout.id, detail={"purpose": purpose})
+        return payout, [payout, sequence, ref]
+
+    def _payout_by_serial(self, serial: str) -> Payout:
+        ref = self.find(SerialRef.create_id(serial))
+        if ref is None or ref.kind != "payout":
+            raise NotFoundError(f"no payout with serial {serial}", "serial")
+        return self.repository.get(ref.target_id)
+
+    def pending_payouts(self) -> list[Payout]:
+        payouts = (self.repository.get(i) for i in self.ids_of("ledger.aggregates.documents:Payout.Instructed"))
+        return [p for p in payouts if p.state == "INSTRUCTED"]
+
+    def court_deduct(self, account_no: str, amount: str, value_date: date, document: str) -> dict[str, Any]:
+        money = Money.parse(amount, "amount", positive=True)
+
+        def body():
+            account = self.account(account_no)
+            posting_id = f"court:{document}"
+            account.court_deduct(money, self.check_value_date(value_date), document, posting_id)
+            payout, instructed = self.instruct_payout(posting_id, account_no, f"court:{document}", money, value_date,
+                                                      "court-deduction")
+            return {"account_no": account_no, "amount": str(money), "serial": payout.serial,
+                    "balance": str(account.balance)}, [account, *instructed]
+        return self.execute("court-deduct", f"court:{account_no}:{document}", {"amount": str(money)}, body)
+
+    def recover(self, account_no: str, original_posting_id: str, value_date: date, reference: str) -> dict[str, Any]:
+        """WD-3: a fraudulent withdrawal recovered by crediting it back (Dr 1001 / Cr 2001)."""
+        def body():
+            account = self.account(account_no)
+            original = account.postings.get(original_posting_id)
+            if original is None or original["kind"] != "withdrawal":
+                raise NotFoundError(f"no withdrawal {original_posting_id} on this account", "posting")
+            amount = Money(-original["amount"])
+            journal = [{"account": f"1001.{self.centre_bank_account}", "side": "Dr", "amount": amount},
+                       {"account": GL_FUND, "side": "Cr", "amount": amount}]
+            account.credit_back(amount, value_date, f"recovery:{reference}", original_posting_id, "recovery", journal)
+            member = self.load(Member, account.member_id, "account")
+            member.record_fraud(reference=reference, value_date=value_date)
+            return {"account_no": account_no, "recovered": str(amount), "state": account.state,
+                    "balance": str(account.balance)}, [account, member]
+        return self.execute("recover", f"recover:{reference}", {"posting": original_posting_id}, body)
+
+    # -- corrections --------------------------------------------------------------------
+    def reverse(self, account_no: str, posting_id: str, correction_date: date, reason: str) -> dict[str, Any]:
+        """COR-1..3: mirror the original, original value date; adjust settled interest."""
+        def body():
+            account = self.account(account_no)
+            original = account.postings.get(posting_id)
+            if original is None:
+                raise NotFoundError(f"no posting {posting_id} on account {account_no}", "posting")
+            adjustment = self._interest_adjustment(account, posting_id, original)
+            account.reverse(posting_id, f"rev:{posting_id}", correction_date, reason, adjustment)
+            return {"account_no": account_no, "reversed": posting_id, "amount": str(Money(-original["amount"])),
+                    "interest_adjustment": str(adjustment), "balance": str(account.balance)}, [account]
+        return self.execute("reverse", f"reverse:{account_no}:{posting_id}", {"reason": reason}, body)
+
+    def _interest_adjustment(self, account: FundAccount, posting_id: str, original: dict[str, Any]) -> Money:
+        settled = next((y for y in account.interest_years.values()
+                        if y["start"] <= original["value_date"] <= y["end"] and not y["closing"]), None)
+        if settled is None:
+            return ZERO
+        policy = self.policy.at(settled["end"])
+        rates = [(r.effective_from, r.annual_rate) for r in policy.interest.rates]
+        without = [(d, a, k) for d, a, k, p in account.movements if p != posting_id]
+        redo = compute_interest(policy.interest.method, without, settled["start"], settled["end"], rates,
+                                policy.interest.daily_rate)
+        return redo.interest - settled["interest"]
+
+    # -- interest settlement -----------------------------------------------------------
+    def settle_interest(self, year_end: date, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """INT-1: every open account earns for the year ending ``year_end`` (30 June), value-dated then."""
+        policy = self.policy.at(year_end)
+        start, end = interest_year(year_end, policy.interest.year_start_month)
+        if end != year_end:
+            raise LedgerRuleError(f"an interest year ends on {end}, not {year_end}", field="year_end", rule="INT-1")
+        if self.today() <= end:
+            raise LedgerRuleError(f"the year ending {end} is not over on {self.today()}", field="year_end",
+                                  rule="INT-1")
+        totals = {"accounts": 0, "settled": 0, "interest": ZERO, "skipped": 0}
+        for batch in chunked(self.account_ids(), INTEREST_BATCH_SIZE):
+            self._settle_batch(batch, end, policy, totals)
+            if progress:
+                progress(len(batch))
+        return {"year_start": start.isoformat(), "year_end": end.isoformat(), "accounts": totals["accounts"],
+                "settled": totals["settled"], "skipped": totals["skipped"], "interest": str(totals["interest"])}
+
+    def _settle_batch(self, ids: Any, end: date, policy: PolicyVersion, totals: dict[str, Any]) -> None:
+        def body():
+            touched, batch_interest, settled, skipped = [], ZERO, 0, 0
+            for account_id in ids:
+                account = self.repository.get(account_id)
+                year_key = str(interest_year(end, policy.interest.year_start_month)[0].year)
+                if account.state == CLOSED or year_key in account.interest_years or account.opened_on > end:
+                    skipped += 1
+                    continue
+                result = self.interest_to(account, end, policy)
+                account.settle_interest(result, f"int:{year_key}:{account.account_no}")
+                touched.append(account)
+                batch_interest, settled = batch_interest + result.interest, settled + 1
+            return {"settled": settled, "skipped": skipped, "interest": str(batch_interest)}, touched
+        result = self.execute("settle-interest", None, {}, body)
+        totals["accounts"] += len(ids)
+        totals["settled"] += result["settled"]
+        totals["skipped"] += result["skipped"]
+        totals["interest"] = totals["interest"] + Money(result["interest"])
