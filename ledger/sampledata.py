@@ -11,7 +11,7 @@ from datetime import date
 from stdnum import luhn
 from stdnum.cn import ric, uscc
 
-REGION_CODE = "510104"  # 成都市锦江区
+REGION_CODE = "110105"  # 北京市朝阳区: valid for every birth year the demo uses
 
 
 def resident_id(birth_date: date, sequence: int, male: bool, region: str = REGION_CODE) -> str:

@@ -24,6 +24,10 @@ from ledger.aggregates.fund_account import GL_CLEARING, GL_FUND, GL_SUSPENSE, ba
 from ledger.money import ZERO, Money
 
 SEQUENCE_MAX = 9_999_999
+# BNK-2: one daily sequence for every centre serial. ``SerialRef`` is keyed by the serial
+# alone (a bank statement's 备注 carries nothing else), so two scopes handing out the
+# same YYYYMMDD0000001 would collide; every caller of ``take_serials`` uses this scope.
+CENTRE_SERIAL_SCOPE = "centre"
 
 
 class RemittanceDocument(LedgerAggregate):
@@ -103,11 +107,16 @@ class BankReceipt(LedgerAggregate):
     def reference(self) -> str:
         return f"{self.bank}/{self.host_date}/{self.host_serial}"
 
-    def release(self, amount: Money, value_date: date, target: str, credit_account: str) -> None:
-        """Take money out of suspense: to members (Cr 2001) or back to the payer (Cr 2101)."""
+    def release(self, amount: Money, value_date: date, target: str, credit_account: str | None) -> None:
+        """Take money out of suspense: back to the payer (Dr 2102 / Cr 2101 here), or to members.
+
+        ``credit_account=None`` when the members' own credits already carry Dr 2102 / Cr 2001
+        (allocation): a second entry here would count the money twice (GL-2).
+        """
         if amount > self.suspense or amount <= ZERO:
             raise SuspenseError(f"{amount} exceeds what is in suspense ({self.suspense})", field="amount")
-        journal = balanced([journal_line(GL_SUSPENSE, "Dr", amount), journal_line(credit_account, "Cr", amount)])
+        journal = [] if credit_account is None else balanced(
+            [journal_line(GL_SUSPENSE, "Dr", amount), journal_line(credit_account, "Cr", amount)])
         self._released(amount=amount, value_date=value_date, target=target, journal=journal)
 
     @event("Released")

@@ -174,6 +174,14 @@ class AccountCommands:
             return {"member": a.id_number, "spouse": b.id_number, "unlinked": True}, [a, b]
         return self.execute("unlink-spouses", None, {}, body)
 
+    def set_card(self, id_number: str, bank: str, card_number: str, branch_code: str = "",
+                 agreement: str = "") -> dict[str, Any]:
+        def body():
+            member = self.member(id_number)
+            member.set_card(bank, card_number, branch_code, agreement)
+            return {"id_number": id_number, "bank": bank, "card": "*" * 12 + card_number[-4:]}, [member]
+        return self.execute("set-card", None, {}, body)
+
     def change_employer(self, id_number: str, employer_code: str, value_date: date) -> dict[str, Any]:
         def body():
             member, employer = self.member(id_number), self.employer(employer_code)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ledger.aggregates.base import LedgerRuleError
-from ledger.aggregates.documents import BankReceipt, RemittanceDocument, SerialRef
+from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, BankReceipt, RemittanceDocument, SerialRef
 from ledger.aggregates.errors import (
     ContributionMismatchError,
     DocumentStateError,
@@ -172,7 +172,7 @@ class ContributionCommands:
                 return self._repeat_document(existing, digest, problems), []
             if not good:
                 return _document_result(None, problems, 0), []
-            sequence, (serial,) = self.take_serials("remittance", registered_on)
+            sequence, (serial,) = self.take_serials(CENTRE_SERIAL_SCOPE, registered_on)
             total = Money.sum(l.employer_amount + l.employee_amount for l in good)
             document = RemittanceDocument(
                 employer_code=employer.credit_code, period=period, kind=kind, document_number=document_number,
@@ -275,7 +275,8 @@ class ContributionCommands:
                 raise DocumentTotalError(f"suspense {receipt.suspense} does not cover {document.total}", field="serial")
             credited, touched = self._credit_document(document, value_date, receipt.bank_account, receipt.reference,
                                                       debit_account=GL_SUSPENSE)
-            receipt.release(credited, value_date, f"remittance:{serial}", GL_FUND) if credited else None
+            # The members' credits carry the journal (Dr 2102 / Cr 2001); the release only records it.
+            receipt.release(credited, value_date, f"remittance:{serial}", None) if credited else None
             return {"bank_reference": receipt.reference, "allocated": str(credited),
                     "suspense": str(receipt.suspense)}, [*touched, receipt]
         return self.execute("allocate-suspense", f"allocate:{bank}:{host_date}:{host_serial}:{serial}", {}, body)

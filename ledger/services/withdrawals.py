@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from ledger.aggregates.base import LedgerRuleError
-from ledger.aggregates.documents import Payout, SerialRef
+from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, Payout, SerialRef
 from ledger.aggregates.errors import (
     WithdrawalCapError,
     WithdrawalEvidenceError,
@@ -148,7 +148,7 @@ class WithdrawalCommands:
     def instruct_payout(self, posting_id: str, account_no: str | None, payee: str, amount: Money, value_date: date,
                         purpose: str, bank_account: str | None = None) -> tuple[Payout, list[Any]]:
         """A payment instruction with its serial and serial index, to save with the debit that funds it."""
-        sequence, (serial,) = self.take_serials("payout", value_date)
+        sequence, (serial,) = self.take_serials(CENTRE_SERIAL_SCOPE, value_date)
         payout = Payout(posting_id=posting_id, account_no=account_no, payee=payee, amount=amount,
                         value_date=value_date, serial=serial, purpose=purpose,
                         bank_account=bank_account or self.centre_bank_account)

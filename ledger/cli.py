@@ -1,0 +1,424 @@
+"""The ``gjj`` command line: an entry point that only translates and calls the ledger.
+
+Every reporting command takes ``--json`` (money as strings with two decimals).
+Errors name the field and the rule on stderr and exit non-zero (2 for a
+refused command, 3 for a missing record); nothing is saved when a command is
+refused. The wall clock is read here, never in the ledger (MNY-2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ledger.aggregates.base import LedgerRuleError
+from ledger.application import ConcurrencyConflictError, NotFoundError
+from ledger.money import Money, MoneyError
+from ledger.policy import PolicyError, load_policy
+from ledger.storage import StorageConfigError
+
+app = typer.Typer(help="Book of record of a Housing Provident Fund centre (住房公积金).", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+employer_app = typer.Typer(help="Employers (缴存单位).", no_args_is_help=True)
+member_app = typer.Typer(help="Members (缴存职工).", no_args_is_help=True)
+account_app = typer.Typer(help="Fund accounts (个人账户).", no_args_is_help=True)
+remit_app = typer.Typer(help="Remittances (汇缴), back-payments (补缴), bank receipts, suspense.", no_args_is_help=True)
+interest_app = typer.Typer(help="Interest settlement (结息).", no_args_is_help=True)
+books_app = typer.Typer(help="The double-entry books.", no_args_is_help=True)
+payout_app = typer.Typer(help="Payments instructed to the bank.", no_args_is_help=True)
+app.add_typer(employer_app, name="employer")
+app.add_typer(member_app, name="member")
+app.add_typer(account_app, name="account")
+app.add_typer(remit_app, name="remit")
+app.add_typer(interest_app, name="interest")
+app.add_typer(books_app, name="books")
+app.add_typer(payout_app, name="payout")
+
+console = Console()
+err_console = Console(stderr=True)
+STATE: dict[str, Any] = {"db": None, "policy": None}
+
+DbOption = typer.Option(None, "--db", envvar="GJJ_DATABASE_URL", help="sqlite:///file or postgresql://...")
+JsonOption = typer.Option(False, "--json", help="Print JSON (money as strings with two decimals).")
+
+
+@app.callback()
+def main_options(db: Optional[str] = DbOption,
+                 policy: Optional[Path] = typer.Option(None, "--policy", help="Policy file (TOML); sample city by default.")):
+    STATE["db"] = db
+    STATE["policy"] = policy
+
+
+def open_ledger():
+    from ledger.app import Ledger
+
+    return Ledger(STATE["db"], policy=load_policy(STATE["policy"]))
+
+
+@contextmanager
+def ledger_session() -> Iterator[Any]:
+    ledger = open_ledger()
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def fail(error: Exception, as_json: bool) -> None:
+    field = getattr(error, "field", None) or ""
+    rule = getattr(error, "rule", None) or type(error).__name__
+    code = 3 if isinstance(error, NotFoundError) else 2
+    payload = {"error": {"type": type(error).__name__, "field": field, "rule": rule, "message": str(error)}}
+    if as_json:
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+    err_console.print(f"[red]error[/red]: {error}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+EXPECTED_ERRORS = (LedgerRuleError, MoneyError, NotFoundError, PolicyError, StorageConfigError,
+                   ConcurrencyConflictError, ValueError)
+
+
+def run(as_json: bool, action: Callable[[Any], Any], render: Callable[[Any], None] | None = None) -> Any:
+    """Open the ledger, run one action, print its result; refusals exit non-zero."""
+    try:
+        with ledger_session() as ledger:
+            result = action(ledger)
+    except EXPECTED_ERRORS as error:
+        fail(error, as_json)
+    emit(result, as_json, render)
+    return result
+
+
+def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+    elif render is not None:
+        render(result)
+    else:
+        for key, value in (result.items() if isinstance(result, dict) else []):
+            console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+
+
+def parse_day(text: str, field: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{field}: a date is YYYY-MM-DD (got {text!r})") from None
+
+
+def today() -> date:
+    from ledger.application import Clock
+
+    return Clock().now().date()
+
+
+def progress_bar(total: int, label: str) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
+                    transient=False)
+
+
+# -- init -----------------------------------------------------------------------
+@app.command()
+def init(as_json: bool = JsonOption):
+    """Create the event store (the SQLite file or the PostgreSQL tables) and check the policy."""
+    def action(ledger):
+        return {"store": ledger.storage.engine, "url": ledger.storage.url, "policy": ledger.policy.source,
+                "centre": ledger.policy.centre_name, "policy_versions": len(ledger.policy.versions)}
+    run(as_json, action)
+
+
+# -- employers ---------------------------------------------------------------------
+@employer_app.command("open")
+def employer_open(credit_code: str, name: str = typer.Option(..., help="Registered name"),
+                  bank_account: str = typer.Option(..., help="Employer's bank account"),
+                  opened_on: Optional[str] = typer.Option(None, help="YYYY-MM-DD, today by default"),
+                  ratio: Optional[str] = typer.Option(None, help="Both ratios in percent, e.g. 12"),
+                  as_json: bool = JsonOption):
+    """Open an employer (EMP-1): unified social credit code checked (GB 32100)."""
+    day = parse_day(opened_on, "opened_on") if opened_on else today()
+    run(as_json, lambda l: l.open_employer(credit_code, name, bank_account, day, ratio=ratio))
+
+
+@employer_app.command("ratios")
+def employer_ratios(credit_code: str, from_period: str = typer.Option(...), employer_ratio: str = typer.Option(...),
+                    employee_ratio: str = typer.Option(...), as_json: bool = JsonOption):
+    """Set the dated contribution ratios (调比, CON-1)."""
+    run(as_json, lambda l: l.set_ratios(credit_code, from_period, employer_ratio, employee_ratio, today()))
+
+
+@employer_app.command("defer")
+def employer_defer(credit_code: str, first_period: str = typer.Option(...), last_period: str = typer.Option(...),
+                   as_json: bool = JsonOption):
+    """Approve a deferral (缓缴, CON-3) with the policy's back-payment deadline."""
+    run(as_json, lambda l: l.defer(credit_code, first_period, last_period, today()))
+
+
+# -- members and accounts ------------------------------------------------------------
+@member_app.command("open")
+def member_open(id_number: str, name: str = typer.Option(...), employer: str = typer.Option(..., help="Credit code"),
+                birth_date: Optional[str] = typer.Option(None), sex: Optional[str] = typer.Option(None),
+                as_json: bool = JsonOption):
+    """Register a member (ACC-4): resident id checked; birth date and sex must match it."""
+    birth = parse_day(birth_date, "birth_date") if birth_date else None
+    run(as_json, lambda l: l.open_member(id_number, name, employer, today(), birth_date=birth, sex=sex))
+
+
+@member_app.command("spouse")
+def member_spouse(id_number: str, spouse_id_number: str, unlink: bool = typer.Option(False),
+                  as_json: bool = JsonOption):
+    """Link (or unlink) two members as spouses; both sides record it in one save."""
+    if unlink:
+        run(as_json, lambda l: l.unlink_spouses(id_number, spouse_id_number, today()))
+    else:
+        run(as_json, lambda l: l.link_spouses(id_number, spouse_id_number, today()))
+
+
+@member_app.command("card")
+def member_card(id_number: str, bank: str = typer.Option(...), card_number: str = typer.Option(...),
+                branch_code: str = typer.Option(""), agreement: str = typer.Option(""), as_json: bool = JsonOption):
+    """Set the borrower's repayment card (还款银行卡, LN-9); Luhn-checked."""
+    run(as_json, lambda l: l.set_card(id_number, bank, card_number, branch_code, agreement))
+
+
+@account_app.command("open")
+def account_open(id_number: str, base: Optional[str] = typer.Option(None, help="Monthly contribution base"),
+                 from_period: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Open the member's fund account (ACC-1: one per member)."""
+    run(as_json, lambda l: l.open_account(id_number, today(), base=base, from_period=from_period))
+
+
+@account_app.command("base")
+def account_base(account_no: str, from_period: str = typer.Option(...), base: str = typer.Option(...),
+                 as_json: bool = JsonOption):
+    """Set the member's dated contribution base (调基, CON-1)."""
+    run(as_json, lambda l: l.set_base(account_no, from_period, base, today()))
+
+
+@account_app.command("seal")
+def account_seal(account_no: str, value_date: Optional[str] = typer.Option(None), reason: str = "left employer",
+                 as_json: bool = JsonOption):
+    """Seal (封存) a NORMAL account."""
+    day = parse_day(value_date, "value_date") if value_date else today()
+    run(as_json, lambda l: l.seal(account_no, day, reason))
+
+
+@account_app.command("unseal")
+def account_unseal(account_no: str, employer: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Unseal (启封) a SEALED account, optionally under a new employer."""
+    run(as_json, lambda l: l.unseal(account_no, today(), employer))
+
+
+@account_app.command("freeze")
+def account_freeze(account_no: str, authority: str = typer.Option(..., help="court | centre"),
+                   document: str = typer.Option(...), amount: Optional[str] = typer.Option(None, help="Whole balance if omitted"),
+                   as_json: bool = JsonOption):
+    """Freeze (冻结) the whole balance or a sum (ACC-5)."""
+    run(as_json, lambda l: l.freeze(account_no, authority, document, today(), amount))
+
+
+@account_app.command("unfreeze")
+def account_unfreeze(account_no: str, authority: str = typer.Option(...), document: str = typer.Option(...),
+                     lifting_document: str = typer.Option(...), as_json: bool = JsonOption):
+    """Lift a freeze: only the same authority's document lifts it (ACC-5)."""
+    run(as_json, lambda l: l.unfreeze(account_no, authority, document, lifting_document, today()))
+
+
+@account_app.command("court-deduct")
+def account_court_deduct(account_no: str, amount: str = typer.Option(...), document: str = typer.Option(...),
+                         as_json: bool = JsonOption):
+    """A court deduction (司法扣划) named in a document; may debit a frozen account."""
+    run(as_json, lambda l: l.court_deduct(account_no, amount, today(), document))
+
+
+@account_app.command("close")
+def account_close(account_no: str, reason: str = typer.Option(..., help="transfer-out | merge | withdrawal"),
+                  as_json: bool = JsonOption):
+    """Close (销户) an account whose balance is 0.00."""
+    run(as_json, lambda l: l.close_account(account_no, reason, today()))
+
+
+@app.command()
+def balance(account_no: str, as_of: Optional[str] = typer.Option(None, help="Value date YYYY-MM-DD"),
+            as_json: bool = JsonOption):
+    """Balance of an account, now or as of a value date (MNY-4)."""
+    day = parse_day(as_of, "as_of") if as_of else None
+    run(as_json, lambda l: l.balance(account_no, day))
+
+
+@app.command()
+def history(account_no: str, as_of: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Account history in value-date order with running balance; reversals marked."""
+    day = parse_day(as_of, "as_of") if as_of else None
+
+    def render(result):
+        table = Table(title=f"account {result['account_no']} ({result['state']})")
+        for column in ("value date", "kind", "amount", "balance", "posting", "reversed"):
+            table.add_column(column)
+        for line in result["lines"]:
+            table.add_row(line["value_date"], line["kind"], line["amount"], line["balance"], line["posting_id"],
+                          "冲正" if line["reversed"] or line["kind"] == "reversal" else "")
+        console.print(table)
+    run(as_json, lambda l: l.history(account_no, day), render)
+
+
+# -- remittances ------------------------------------------------------------------------
+@remit_app.command("import")
+def remit_import(path: Path = typer.Argument(..., exists=True, dir_okay=False), as_json: bool = JsonOption):
+    """Import an employer remittance list (CSV, CON-4): bad lines reported, good lines applied once."""
+    total_lines = max(sum(1 for _ in open(path, encoding="utf-8-sig")) - 1, 0)
+
+    def action(ledger):
+        with progress_bar(total_lines, "importing") as bar:
+            task = bar.add_task("import", total=total_lines)
+            return ledger.import_remittances(path, today(), progress=lambda n: bar.advance(task, n))
+
+    def render(result):
+        console.print(f"lines read {result['lines_read']}, accepted {result['lines_accepted']}, "
+                      f"documents {len(result['documents'])}, problems {len(result['problems'])}")
+        for problem in result["problems"][:200]:
+            console.print(f"  line {problem['line']}: {problem['field']}: {problem['message']} [{problem['rule']}]",
+                          highlight=False)
+    result = run(as_json, action, render)
+    if result["problems"]:
+        raise typer.Exit(1)
+
+
+@remit_app.command("receipt")
+def remit_receipt(bank: str = typer.Option(...), host_date: str = typer.Option(..., help="主机日期 YYYYMMDD"),
+                  host_serial: str = typer.Option(..., help="主机流水号"), amount: str = typer.Option(...),
+                  value_date: Optional[str] = typer.Option(None), serial: str = typer.Option("", help="业务流水号"),
+                  bank_account: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Money arrived at the centre's account: pays the document with this serial; the rest to suspense."""
+    day = parse_day(value_date, "value_date") if value_date else today()
+    run(as_json, lambda l: l.receive(bank, host_date, host_serial, bank_account or l.centre_bank_account, amount, day,
+                                     serial))
+
+
+@remit_app.command("backpay")
+def remit_backpay(employer: str = typer.Option(...), period: str = typer.Option(...),
+                  document_number: str = typer.Option(...), account_no: str = typer.Option(...),
+                  base: str = typer.Option(...), employer_amount: str = typer.Option(...),
+                  employee_amount: str = typer.Option(...), as_json: bool = JsonOption):
+    """Register a back-payment (补缴) document for one member; it is credited when the money arrives."""
+    from ledger.services.contributions import RemittanceLine
+
+    def action(ledger):
+        line = RemittanceLine(1, account_no, Money.parse(base, "base", positive=True),
+                              Money.parse(employer_amount, "employer_amount"),
+                              Money.parse(employee_amount, "employee_amount"))
+        result = ledger.register_remittance(employer, period, "back-payment", document_number, [line], today())
+        if result["problem_rows"]:
+            problem = result["problem_rows"][0]
+            raise LedgerRuleError(problem["message"], field=problem["field"], rule=problem["rule"])
+        return result
+    run(as_json, action)
+
+
+@remit_app.command("allocate")
+def remit_allocate(bank: str = typer.Option(...), host_date: str = typer.Option(...), host_serial: str = typer.Option(...),
+                   serial: str = typer.Option(..., help="The document's 业务流水号"), as_json: bool = JsonOption):
+    """Apply money held in suspense to a pending document."""
+    run(as_json, lambda l: l.allocate_suspense(bank, host_date, host_serial, serial, today()))
+
+
+# -- withdrawals, payouts, corrections --------------------------------------------------------
+@app.command()
+def withdraw(account_no: str, kind: str = typer.Option(..., help="purchase, rent, retirement, ... (WD-1)"),
+             amount: Optional[str] = typer.Option(None, help="Omit for closing kinds"),
+             evidence: list[str] = typer.Option([], "--evidence", "-e", help="field=value, repeatable"),
+             payee: Optional[str] = typer.Option(None), key: str = typer.Option(..., "--key", help="Idempotency key"),
+             as_json: bool = JsonOption):
+    """Withdraw (提取) with its kind and evidence; closing kinds pay balance + interest and close."""
+    fields = {}
+    for item in evidence:
+        name, _, value = item.partition("=")
+        fields[name.strip()] = value.strip()
+    run(as_json, lambda l: l.withdraw(account_no, kind, amount, today(), fields, key, payee))
+
+
+@payout_app.command("settle")
+def payout_settle(serial: str, failed: bool = typer.Option(False, "--failed"), bank_reference: str = typer.Option(...),
+                  as_json: bool = JsonOption):
+    """Record the bank's answer to a payout (paid, or --failed and credited back)."""
+    run(as_json, lambda l: l.settle_payout(serial, not failed, today(), bank_reference))
+
+
+@app.command()
+def reverse(account_no: str, posting_id: str, reason: str = typer.Option(...), as_json: bool = JsonOption):
+    """Reverse (冲正) a posting: mirrored, original value date, interest adjusted (COR)."""
+    run(as_json, lambda l: l.reverse(account_no, posting_id, today(), reason))
+
+
+@interest_app.command("settle")
+def interest_settle(year_end: str = typer.Option(..., help="30 June of the interest year, YYYY-06-30"),
+                    as_json: bool = JsonOption):
+    """Settle the year's interest for every account (INT-1), value-dated 30 June."""
+    day = parse_day(year_end, "year_end")
+
+    def action(ledger):
+        ids = ledger.account_ids()
+        with progress_bar(len(ids), "settling") as bar:
+            task = bar.add_task("settle", total=len(ids))
+            return ledger.settle_interest(day, progress=lambda n: bar.advance(task, n))
+    run(as_json, action)
+
+
+# -- books ----------------------------------------------------------------------------------
+@app.command("trial-balance")
+def trial_balance(as_of: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Trial balance (GL-3) as of a value date: per account on its normal side."""
+    day = parse_day(as_of, "as_of") if as_of else None
+
+    def render(result):
+        table = Table(title=f"trial balance as of {result['as_of'] or 'now'}")
+        for column in ("account", "name", "side", "debits", "credits", "balance"):
+            table.add_column(column, justify="right" if column in ("debits", "credits", "balance") else "left")
+        for row in result["accounts"]:
+            table.add_row(row["account"], f"{row['name_zh']} {row['name']}", row["side"], row["debits"],
+                          row["credits"], row["balance"])
+        console.print(table)
+        console.print(f"debit side {result['debit_side_total']} = credit side {result['credit_side_total']}: "
+                      f"{'balanced' if result['balanced'] else 'NOT BALANCED'}")
+    run(as_json, lambda l: l.trial_balance(day).as_dict(), render)
+
+
+@books_app.command("check")
+def books_check(as_of: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """GL-2: every control account equals its sub-ledger."""
+    day = parse_day(as_of, "as_of") if as_of else None
+    result = run(as_json, lambda l: l.check_books(day))
+    if not result["ok"]:
+        raise typer.Exit(4)
+
+
+@app.command()
+def demo(path: Path = typer.Option(Path("gjj-data/demo.sqlite3"), help="A fresh SQLite file for the demo centre"),
+         members: int = typer.Option(1000, min=10, max=200_000), months: int = typer.Option(24, min=3, max=120),
+         out: Path = typer.Option(Path("gjj-data/demo-out"), help="Folder for statements and bank files"),
+         as_json: bool = JsonOption):
+    """Build a sample centre and run it month by month; print a summary."""
+    from ledger.demo import run_demo
+
+    try:
+        summary = run_demo(path, members=members, months=months, out=out, console=err_console)
+    except EXPECTED_ERRORS as error:
+        fail(error, as_json)
+    emit(summary, as_json, lambda s: console.print_json(json.dumps(s, ensure_ascii=False, default=str)))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
