@@ -136,6 +136,12 @@ class LedgerBase(Application):
             raise NotFoundError(f"{label} is not a {cls.__name__}", field)
         return aggregate
 
+    def load_many(self, ids: Iterable[UUID]) -> dict[UUID, Any]:
+        """Many aggregates in a few statements (ledger.bulk); absent ids are left out."""
+        from ledger.bulk import load_many
+
+        return load_many(self, ids)
+
     def find(self, aggregate_id: UUID) -> Any | None:
         try:
             return self.repository.get(aggregate_id)

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ledger.aggregates.base import LedgerRuleError
 from ledger.application import CHINA_TZ, FixedClock
 from ledger.money import Money
 from ledger.sampledata import credit_code, resident_id
@@ -53,6 +54,7 @@ class DemoState:
     employers: list[str] = field(default_factory=list)
     members: list[DemoMember] = field(default_factory=list)
     withdrawals: int = 0
+    refused: int = 0
     receipts: int = 0
 
 
@@ -119,9 +121,14 @@ def _some_withdrawals(state: DemoState, month: date) -> None:
         account = ledger.account(member.account_no)
         if account.state != "NORMAL" or account.balance < Money("3000.00"):
             continue
-        result = ledger.withdraw(member.account_no, "rent", "1500.00", day,
-                                 {"contract_number": f"ZL{day:%Y%m}{member.account_no[-4:]}", "monthly_rent": "1800",
-                                  "months": "1"}, f"demo-rent-{member.account_no}-{day:%Y%m}")
+        try:
+            result = ledger.withdraw(member.account_no, "rent", "1500.00", day,
+                                     {"contract_number": f"ZL{day:%Y%m}{member.account_no[-4:]}",
+                                      "monthly_rent": "1800", "months": "1"},
+                                     f"demo-rent-{member.account_no}-{day:%Y%m}")
+        except LedgerRuleError:
+            state.refused += 1  # e.g. WD-1 next-allowed date: the centre refuses, the demo goes on
+            continue
         if "serial" in result and not result.get("repeat"):
             ledger.settle_payout(result["serial"], True, day, f"ICBC/{day:%Y%m%d}/P{result['serial'][-7:]}")
             state.withdrawals += 1
@@ -143,7 +150,7 @@ def summary(state: DemoState, interest_runs: list[dict[str, Any]]) -> dict[str, 
     return {
         "store": ledger.storage.url, "centre": ledger.policy.centre_name, "employers": len(state.employers),
         "members": len(state.members), "married_couples": couples, "bank_receipts": state.receipts,
-        "withdrawals": state.withdrawals, "interest_settlements": interest_runs,
+        "withdrawals": state.withdrawals, "withdrawals_refused": state.refused, "interest_settlements": interest_runs,
         "sum_of_balances": str(balances), "fund_liability_2001": str(trial.balance("2001")),
         "trial_balance": {"debit_side": str(trial.debit_side_total), "credit_side": str(trial.credit_side_total),
                           "balanced": trial.difference.is_zero, "accounts": trial.rows()},

@@ -144,6 +144,40 @@ class AccountCommands:
             return {"account_no": account.account_no, "state": account.state, "existing": False}, [account]
         return self.execute("open-account", None, {}, body)
 
+    def open_members_bulk(self, rows: list[dict[str, Any]], opened_on: date, batch_size: int = 1000,
+                          progress: PROGRESS | None = None) -> dict[str, Any]:
+        """Register members with their accounts and bases in batches (one transaction per batch).
+
+        Each row: id_number, name, employer (credit code), base, from_period. Existing members are skipped.
+        """
+        created = skipped = 0
+        employers: dict[str, Employer] = {}
+        for batch in chunked(rows, batch_size):
+            def body(batch=batch):
+                touched, made, seen = [], 0, 0
+                existing = self.load_many(Member.create_id(row["id_number"].upper()) for row in batch)
+                for row in batch:
+                    code = row["employer"].upper()
+                    employer = employers.get(code) or employers.setdefault(code, self.employer(code))
+                    number = check_resident_id(row["id_number"].upper())
+                    if Member.create_id(number) in existing:
+                        seen += 1
+                        continue
+                    member = Member.register(number, row["name"], None, None, employer.id, derive_account_no(number),
+                                             opened_on)
+                    account = FundAccount(account_no=member.account_no, member_id=member.id, employer_id=employer.id,
+                                          opened_on=opened_on)
+                    self._apply_base(account, row.get("from_period") or opened_on.strftime("%Y-%m"), row["base"],
+                                     opened_on)
+                    touched += [member, account]
+                    made += 1
+                return {"created": made, "skipped": seen}, touched
+            result = self.execute("open-members-bulk", None, {}, body)
+            created, skipped = created + result["created"], skipped + result["skipped"]
+            if progress:
+                progress(len(batch))
+        return {"created": created, "skipped": skipped}
+
     def _apply_base(self, account: FundAccount, from_period: str, base: str, on: date) -> None:
         check_period(from_period, "from_period")
         rules = self.policy.at(on).contribution

@@ -126,7 +126,7 @@ class BookCommands:
         """GL-2: control accounts equal their sub-ledgers (as of a value date, or now)."""
         trial = self.trial_balance(as_of)
         day = as_of or date.max
-        members = Money.sum(self.repository.get(i).balance_as_of(day) for i in self.account_ids())
+        members = Money.sum(a.balance_as_of(day) for a in self.load_many(self.account_ids()).values())
         checks = {
             GL_FUND: (trial.balance(GL_FUND), members),
             GL_SUSPENSE: (trial.balance(GL_SUSPENSE), self.suspense_total(day)),

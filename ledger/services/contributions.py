@@ -111,15 +111,15 @@ def read_remittance_csv(path: Path, problems: list[LineProblem]) -> tuple[dict[t
 class ContributionCommands:
     """Mixin on the ledger application: remittance documents and the money that pays them."""
 
-    def check_line(self, employer: Employer, period: str, kind: str, line: RemittanceLine) -> LineProblem | None:
+    def check_line(self, employer: Employer, period: str, kind: str, line: RemittanceLine,
+                   account: FundAccount | None) -> LineProblem | None:
         """CON-1/CON-2/ACC-2: the line agrees with the member's dated base and ratios."""
-        account = self.find(FundAccount.create_id(line.account_no))
         if not isinstance(account, FundAccount):
             return LineProblem(line.line, "account_no", "ACC-1", f"no fund account {line.account_no}")
         if account.employer_id != employer.id:
             return LineProblem(line.line, "account_no", "EMP-1", "the member does not belong to this employer")
         try:
-            account.check_can_contribute(period) if kind == "remittance" else account.check_open()
+            account.check_can_contribute(period, kind)
         except LedgerRuleError as exc:
             return LineProblem(line.line, "account_no", exc.rule, str(exc))
         base, ratios = account.base_for(period), employer.ratios_for(period)
@@ -163,7 +163,16 @@ class ContributionCommands:
         def body():
             employer = self.employer(employer_code)
             doc_id = RemittanceDocument.create_id(employer.credit_code, period, kind, document_number)
-            problems = [p for p in (self.check_line(employer, period, kind, l) for l in lines) if p is not None]
+            accounts = self.load_many(FundAccount.create_id(l.account_no) for l in lines)
+            problems = [p for p in (self.check_line(employer, period, kind, l,
+                                                    accounts.get(FundAccount.create_id(l.account_no))) for l in lines)
+                        if p is not None]
+            seen: set[str] = set()
+            for l in lines:  # one line per member in a document
+                if l.account_no in seen and l.line not in {p.line for p in problems}:
+                    problems.append(LineProblem(l.line, "account_no", "CON-2", "the member appears twice"))
+                seen.add(l.account_no)
+            problems.sort(key=lambda p: p.line)
             bad = {p.line for p in problems}
             good = [l for l in lines if l.line not in bad]
             digest = _lines_digest(lines)
@@ -249,8 +258,11 @@ class ContributionCommands:
         """Credit every line whose account still accepts it; a line that cannot is left in suspense."""
         credited = ZERO
         accounts = []
+        loaded = self.load_many(FundAccount.create_id(line[0]) for line in document.lines)
         for index, (account_no, period, _base, employer_amount, employee_amount) in enumerate(document.lines):
-            account = self.find(FundAccount.create_id(account_no))
+            account = loaded.get(FundAccount.create_id(account_no))
+            if account is None:
+                continue
             try:
                 account.credit_contribution(period, document.kind, employer_amount, employee_amount, value_date,
                                             document.document_number, bank_account,
@@ -266,6 +278,7 @@ class ContributionCommands:
                           value_date: date) -> dict[str, Any]:
         """Apply money held in suspense to a pending document (Dr 2102 / Cr 2001 per member)."""
         def body():
+            self.check_value_date(value_date)
             receipt = self.load(BankReceipt, BankReceipt.create_id(bank, host_date, host_serial), "bank_reference")
             document = self._document_by_serial(serial)
             if document is None:
@@ -287,6 +300,7 @@ class ContributionCommands:
         money = Money.parse(amount, "amount", positive=True)
 
         def body():
+            self.check_value_date(value_date)
             receipt = self.load(BankReceipt, BankReceipt.create_id(bank, host_date, host_serial), "bank_reference")
             posting_id = f"refund:{receipt.reference}:{len(receipt.allocations) + 1}"
             receipt.release(money, value_date, f"refund:{payee}", GL_CLEARING)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from ledger.aggregates.base import LedgerRuleError
 from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, Payout, SerialRef
 from ledger.aggregates.errors import (
+    ReversalError,
     WithdrawalCapError,
     WithdrawalEvidenceError,
     WithdrawalKindError,
@@ -36,6 +37,14 @@ def _months_before(day: date, months: int) -> date:
     return date(total // 12, total % 12 + 1, min(day.day, 28))
 
 
+def _months(value: Any) -> int:
+    """A whole, positive number of months from the evidence (WD-1), else refused naming the field."""
+    text = str(value).strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise WithdrawalEvidenceError(f"months must be a whole number above zero (got {value!r})", field="months")
+    return int(text)
+
+
 class WithdrawalCommands:
     """Mixin on the ledger application: money out, corrections and interest."""
 
@@ -44,6 +53,8 @@ class WithdrawalCommands:
         last = account.last_settled_end()
         start = last + timedelta(days=1) if last else interest_year(end, policy.interest.year_start_month)[0]
         start = max(start, interest_year(end, policy.interest.year_start_month)[0])
+        if start > end:  # INT-2: closing on 1 July, the year already settled up to 30 June
+            return InterestResult(start, end, Decimal(0), ZERO, policy.interest.method, ())
         rates = [(r.effective_from, r.annual_rate) for r in policy.interest.rates]
         return compute_interest(policy.interest.method, account.interest_movements(), start, end, rates,
                                 policy.interest.daily_rate)
@@ -85,8 +96,9 @@ class WithdrawalCommands:
 
     def _check_withdrawal_rules(self, account: FundAccount, member: Member, rule: Any, money: Money | None,
                                 value_date: date, evidence: dict[str, Any], policy: PolicyVersion) -> None:
-        if rule.closing and member.has_outstanding_loan and rule.code != "06":
-            raise WithdrawalNotAllowedError("a borrower may close the account only after payoff", field="kind")
+        if rule.closing and rule.code != "06" and self._household_has_outstanding_loan(member):
+            raise WithdrawalNotAllowedError("a borrower or spouse may close the account only after payoff",
+                                            field="kind")
         last_same = [w for w in account.withdrawals if w["kind"] == rule.kind]
         if last_same and rule.next_allowed_days:
             allowed = last_same[-1]["value_date"] + timedelta(days=rule.next_allowed_days)
@@ -95,6 +107,13 @@ class WithdrawalCommands:
                                                 field="value_date", rule="WD-1")
         if money is not None:
             self._check_cap(account, member, rule.kind, money, value_date, evidence, policy)
+
+    def _household_has_outstanding_loan(self, member: Member) -> bool:
+        """WD-4: the borrower *or spouse* with an outstanding loan."""
+        if member.has_outstanding_loan:
+            return True
+        spouse = self.find(member.spouse_id) if member.spouse_id is not None else None
+        return isinstance(spouse, Member) and spouse.has_outstanding_loan
 
     def _household_withdrawals(self, account: FundAccount, member: Member) -> list[dict[str, Any]]:
         rows = list(account.withdrawals)
@@ -115,7 +134,7 @@ class WithdrawalCommands:
             used = Money.sum(w["amount"] for w in household if w["kind"] == kind and w["value_date"] >= since)
         elif kind == "rent":
             monthly = Money.parse(evidence["monthly_rent"], "monthly_rent").min(policy.withdrawal.rent_monthly_cap)
-            cap = monthly.times(Decimal(int(evidence["months"])))
+            cap = monthly.times(Decimal(_months(evidence["months"])))
             used = ZERO
         elif kind == "loan-repayment":
             cap = Money.parse(evidence["due_this_year"], "due_this_year")
@@ -134,6 +153,7 @@ class WithdrawalCommands:
         content = {"serial": serial, "paid": paid, "value_date": value_date.isoformat()}
 
         def body():
+            self.check_value_date(value_date)
             payout = self._payout_by_serial(serial)
             journal = payout.settle(paid, value_date, bank_reference)
             touched: list[Any] = [payout]
@@ -181,6 +201,7 @@ class WithdrawalCommands:
     def recover(self, account_no: str, original_posting_id: str, value_date: date, reference: str) -> dict[str, Any]:
         """WD-3: a fraudulent withdrawal recovered by crediting it back (Dr 1001 / Cr 2001)."""
         def body():
+            self.check_value_date(value_date)
             account = self.account(account_no)
             original = account.postings.get(original_posting_id)
             if original is None or original["kind"] != "withdrawal":
@@ -199,15 +220,33 @@ class WithdrawalCommands:
     def reverse(self, account_no: str, posting_id: str, correction_date: date, reason: str) -> dict[str, Any]:
         """COR-1..3: mirror the original, original value date; adjust settled interest."""
         def body():
+            self.check_value_date(correction_date, "correction_date")
             account = self.account(account_no)
             original = account.postings.get(posting_id)
             if original is None:
                 raise NotFoundError(f"no posting {posting_id} on account {account_no}", "posting")
+            payouts = self._cancel_payout_of(posting_id, original, reason)
             adjustment = self._interest_adjustment(account, posting_id, original)
             account.reverse(posting_id, f"rev:{posting_id}", correction_date, reason, adjustment)
             return {"account_no": account_no, "reversed": posting_id, "amount": str(Money(-original["amount"])),
-                    "interest_adjustment": str(adjustment), "balance": str(account.balance)}, [account]
+                    "interest_adjustment": str(adjustment), "balance": str(account.balance)}, [account, *payouts]
         return self.execute("reverse", f"reverse:{account_no}:{posting_id}", {"reason": reason}, body)
+
+    def _cancel_payout_of(self, posting_id: str, original: dict[str, Any], reason: str) -> list[Payout]:
+        """A reversed debit (Dr 2101 mirrored) withdraws its payout instruction, or GL-2 breaks on 2101.
+
+        Once the bank has answered, the money has left (recover it, WD-3) or come back already.
+        """
+        if original["kind"] not in ("withdrawal", "court-deduction"):
+            return []
+        payout = self.find(Payout.create_id(posting_id))
+        if not isinstance(payout, Payout):
+            return []
+        if payout.state != "INSTRUCTED":
+            raise ReversalError(f"the payout of {posting_id} is already {payout.state}; "
+                                "recover the money instead (WD-3)", field="posting")
+        payout.cancel(original["value_date"], reason)
+        return [payout]
 
     def _interest_adjustment(self, account: FundAccount, posting_id: str, original: dict[str, Any]) -> Money:
         settled = next((y for y in account.interest_years.values()
@@ -242,8 +281,9 @@ class WithdrawalCommands:
     def _settle_batch(self, ids: Any, end: date, policy: PolicyVersion, totals: dict[str, Any]) -> None:
         def body():
             touched, batch_interest, settled, skipped = [], ZERO, 0, 0
+            loaded = self.load_many(ids)
             for account_id in ids:
-                account = self.repository.get(account_id)
+                account = loaded[account_id]
                 year_key = str(interest_year(end, policy.interest.year_start_month)[0].year)
                 if account.state == CLOSED or year_key in account.interest_years or account.opened_on > end:
                     skipped += 1

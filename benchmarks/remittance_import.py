@@ -1,0 +1,78 @@
+"""Benchmark: seed N members, import an N-line remittance CSV (CON-4), re-import it; print figures.
+
+Usage: python benchmarks/remittance_import.py --lines 100000 [--db URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import resource
+import tempfile
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+from ledger.app import Ledger
+from ledger.application import CHINA_TZ, FixedClock
+from ledger.sampledata import credit_code, resident_id
+from ledger.services.accounts import derive_account_no
+
+EMPLOYERS = 50
+DAY = date(2026, 1, 5)
+
+
+def seed(ledger: Ledger, lines: int) -> list[tuple[str, str]]:
+    employers = [credit_code(5000 + i) for i in range(EMPLOYERS)]
+    for code in employers:
+        ledger.open_employer(code, f"单位{code[-4:]}", "6222000000000000", DAY, ratio="12")
+    rows, people = [], []
+    for index in range(lines):
+        number = resident_id(date(1970 + index % 30, 1 + index % 12, 1 + index % 28), index // 360, male=index % 2 == 0)
+        rows.append({"id_number": number, "name": f"成员{index}", "employer": employers[index % EMPLOYERS],
+                     "base": "7777.00", "from_period": "2026-01"})
+    ledger.open_members_bulk(rows, DAY)
+    for row in rows:
+        people.append((row["employer"], derive_account_no(row["id_number"])))
+    return people
+
+
+def write_csv(path: Path, people: list[tuple[str, str]], bad_every: int = 0) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["employer", "period", "kind", "document_number", "account_no", "base", "employer_amount",
+                         "employee_amount"])
+        for index, (employer, account_no) in enumerate(people):
+            amount = "933.24" if not bad_every or index % bad_every else "933.2x"
+            writer.writerow([employer, "2026-01", "remittance", "HJ202601", account_no, "7777.00", amount, "933.24"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--db", default=None)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp())
+    url = args.db or f"sqlite:///{folder}/bench.sqlite3"
+    clock = FixedClock(datetime(2026, 1, 5, 9, tzinfo=CHINA_TZ))
+    ledger = Ledger(url, clock=clock)
+    started = time.perf_counter()
+    people = seed(ledger, args.lines)
+    seeded = time.perf_counter() - started
+    path = folder / "remittance.csv"
+    write_csv(path, people, bad_every=1000)
+    started = time.perf_counter()
+    report = ledger.import_remittances(path, DAY)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    again = ledger.import_remittances(path, DAY)
+    second = time.perf_counter() - started
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"engine={ledger.storage.engine} lines={args.lines} seed={seeded:.1f}s "
+          f"import={first:.1f}s ({args.lines / first:,.0f} lines/s) accepted={report['lines_accepted']} "
+          f"problems={len(report['problems'])} reimport={second:.1f}s accepted_again={again['lines_accepted']} "
+          f"peak_rss={rss:.0f}MiB")
+
+
+if __name__ == "__main__":
+    main()
