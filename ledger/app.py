@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from ledger.aggregates.fund_account import FundAccount
 from ledger.application import LedgerBase
+from ledger.audit import AnchoredApplicationMixin
 from ledger.services.accounts import AccountCommands
 from ledger.services.books import BookCommands
 from ledger.services.contributions import ContributionCommands
+from ledger.services.loans import LoanCommands
 from ledger.services.withdrawals import WithdrawalCommands
 
 SNAPSHOT_INTERVAL_EVENTS = 100
 
 
-class Ledger(AccountCommands, ContributionCommands, WithdrawalCommands, BookCommands, LedgerBase):
-    """The book of record of one fund centre."""
+class Ledger(AnchoredApplicationMixin, AccountCommands, ContributionCommands, WithdrawalCommands, LoanCommands,
+             BookCommands, LedgerBase):
+    """The book of record of one fund centre; every committed save extends the audit chain (AUD-1)."""
 
     snapshotting_intervals = {FundAccount: SNAPSHOT_INTERVAL_EVENTS}
 

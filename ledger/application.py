@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -27,6 +28,7 @@ from ledger.money import Money
 from ledger.policy import Policy, load_policy
 from ledger.storage import StorageConfig, config_from_env, prepare
 
+logger = logging.getLogger("gjj.ledger")
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
 CONFLICT_RETRY_MAX = 8
 NOTIFICATION_PAGE_SIZE = 1000
@@ -170,6 +172,11 @@ class LedgerBase(Application):
                 self.save(*aggregates, *extra)
             except IntegrityError:
                 continue
+            except Exception as error:
+                if type(error).__name__ != "AuditChainLagError":
+                    raise
+                # The events committed; the audit chain catches up at the next extend (AUD-1).
+                logger.warning("%s committed but the audit chain lags: %s", command, error.__cause__)
             return result
         raise ConcurrencyConflictError(f"{command}: gave up after {CONFLICT_RETRY_MAX} conflicting attempts")
 

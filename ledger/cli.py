@@ -35,6 +35,8 @@ remit_app = typer.Typer(help="Remittances (汇缴), back-payments (补缴), bank
 interest_app = typer.Typer(help="Interest settlement (结息).", no_args_is_help=True)
 books_app = typer.Typer(help="The double-entry books.", no_args_is_help=True)
 payout_app = typer.Typer(help="Payments instructed to the bank.", no_args_is_help=True)
+loan_app = typer.Typer(help="Fund loans (个人住房公积金贷款).", no_args_is_help=True)
+app.add_typer(loan_app, name="loan")
 app.add_typer(employer_app, name="employer")
 app.add_typer(member_app, name="member")
 app.add_typer(account_app, name="account")
@@ -399,6 +401,130 @@ def books_check(as_of: Optional[str] = typer.Option(None), as_json: bool = JsonO
     result = run(as_json, lambda l: l.check_books(day))
     if not result["ok"]:
         raise typer.Exit(4)
+
+
+# -- loans --------------------------------------------------------------------------------------
+@loan_app.command("schedule")
+def loan_schedule(principal: str = typer.Option(...), months: int = typer.Option(...),
+                  annual_rate: str = typer.Option(..., help="Percent, e.g. 2.85"),
+                  method: str = typer.Option("equal-instalment", help="equal-instalment | equal-principal"),
+                  disbursed_on: str = typer.Option(...), as_json: bool = JsonOption):
+    """The repayment schedule (LN-3, LN-4): a pure calculation, no database."""
+    from ledger.services.loans import schedule_rows
+
+    day = parse_day(disbursed_on, "disbursed_on")
+    try:
+        rows = schedule_rows(principal, months, annual_rate, method, day)
+    except EXPECTED_ERRORS as error:
+        fail(error, as_json)
+
+    def render(rows):
+        table = Table(title=f"{principal} over {months} months at {annual_rate} % ({method})")
+        for column in ("number", "due on", "principal", "interest", "payment", "outstanding"):
+            table.add_column(column, justify="right")
+        for row in rows:
+            table.add_row(str(row["number"]), row["due_on"], row["principal"], row["interest"], row["payment"],
+                          row["outstanding"])
+        console.print(table)
+    emit(rows, as_json, render)
+
+
+@loan_app.command("apply")
+def loan_apply(id_number: str, principal: str = typer.Option(...), months: int = typer.Option(...),
+               method: str = typer.Option("equal-instalment"), price: str = typer.Option(..., help="House price"),
+               monthly_income: str = typer.Option(...), bank: str = typer.Option(..., help="Entrusted bank code"),
+               second_home: bool = typer.Option(False), key: Optional[str] = typer.Option(None, "--key"),
+               as_json: bool = JsonOption):
+    """Apply for a loan; LN-1 eligibility is checked (one loan or application per couple)."""
+    run(as_json, lambda l: l.apply_for_loan(id_number, principal, months, method, price, monthly_income, today(),
+                                            bank, second_home, key))
+
+
+@loan_app.command("approve")
+def loan_approve(loan_no: str, as_json: bool = JsonOption):
+    """Approve an application."""
+    run(as_json, lambda l: l.approve_loan(loan_no, today()))
+
+
+@loan_app.command("reject")
+def loan_reject(loan_no: str, reason: str = typer.Option(...), as_json: bool = JsonOption):
+    """Reject an application; the couple may apply again."""
+    run(as_json, lambda l: l.reject_loan(loan_no, today(), reason))
+
+
+@loan_app.command("disburse")
+def loan_disburse(loan_no: str, payee: str = typer.Option("seller"), as_json: bool = JsonOption):
+    """Disburse at the rate in force today (LN-2): Dr 1101 / Cr 2101 and a payout."""
+    run(as_json, lambda l: l.disburse_loan(loan_no, today(), payee))
+
+
+@loan_app.command("pay")
+def loan_pay(loan_no: str, amount: str = typer.Option(...), reference: str = typer.Option(..., help="Bank reference"),
+             source: str = typer.Option("counter", help="card | api | counter"), as_json: bool = JsonOption):
+    """A repayment, allocated penalty → past interest → past principal → today's instalment (LN-5)."""
+    run(as_json, lambda l: l.pay_loan(loan_no, amount, today(), source, reference))
+
+
+@loan_app.command("prepay")
+def loan_prepay(loan_no: str, principal: str = typer.Option(...), mode: str = typer.Option(..., help="shorten-term | reduce-payment"),
+                reference: str = typer.Option(...), as_json: bool = JsonOption):
+    """Partial prepayment (LN-6): the principal plus its interest since the last due date."""
+    run(as_json, lambda l: l.prepay_loan(loan_no, principal, today(), mode, reference))
+
+
+@loan_app.command("payoff")
+def loan_payoff(loan_no: str, reference: Optional[str] = typer.Option(None), quote: bool = typer.Option(False),
+                as_json: bool = JsonOption):
+    """Pay off (结清) the loan, or --quote what it costs today."""
+    if quote:
+        run(as_json, lambda l: l.payoff_quote(loan_no, today()))
+    else:
+        if not reference:
+            raise typer.BadParameter("reference: a payoff carries its bank reference")
+        run(as_json, lambda l: l.pay_off_loan(loan_no, today(), reference))
+
+
+@loan_app.command("waive")
+def loan_waive(scope: str = typer.Option(..., help="loan | employer | all"), start_on: str = typer.Option(...),
+               end_on: str = typer.Option(...), loan_no: Optional[str] = typer.Option(None, "--loan"),
+               employer: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Declare an overdue waiver (不作逾期处理, LN-8), also after its start."""
+    start, end = parse_day(start_on, "start_on"), parse_day(end_on, "end_on")
+    run(as_json, lambda l: l.declare_waiver(scope, start, end, today(), loan_no, employer))
+
+
+@loan_app.command("reverse-payment")
+def loan_reverse_payment(loan_no: str, allocation: int = typer.Option(...), reason: str = typer.Option(...),
+                         as_json: bool = JsonOption):
+    """Reverse a loan payment (COR-3): what it paid is owed again from the original due dates."""
+    run(as_json, lambda l: l.reverse_loan_payment(loan_no, allocation, today(), reason))
+
+
+@loan_app.command("status")
+def loan_status(loan_no: str, as_of: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Outstanding principal, instalments paid / due / overdue, days past due, penalty, next due."""
+    day = parse_day(as_of, "as_of") if as_of else today()
+    run(as_json, lambda l: l.loan_status(loan_no, day))
+
+
+@loan_app.command("delinquent")
+def loan_delinquent(as_of: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Delinquent loans by ageing bucket (1-30, 31-60, 61-90, 91+)."""
+    day = parse_day(as_of, "as_of") if as_of else today()
+    run(as_json, lambda l: l.delinquent_loans(day))
+
+
+@loan_app.command("daily-update")
+def loan_daily_update(on: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Interest falling due (Dr 1102 / Cr 4001) and LoanDefaulted for the day."""
+    day = parse_day(on, "on") if on else today()
+    run(as_json, lambda l: l.daily_loan_update(day))
+
+
+@loan_app.command("reprice")
+def loan_reprice(on: str = typer.Option(..., help="1 January"), as_json: bool = JsonOption):
+    """Move loans to the rate in force on 1 January for their tier (LN-2)."""
+    run(as_json, lambda l: l.reprice_loans(parse_day(on, "on")))
 
 
 @app.command()

@@ -1,0 +1,397 @@
+"""Loan use cases: application (LN-1), approval, disbursement, payments, prepayment, payoff,
+waivers (LN-8), repricing (LN-2), reversal (COR-3), status and delinquency (LN-7).
+
+An application writes a 'pending' mark on the borrower's and the spouse's
+``Member`` aggregates in the same save as the loan, so two applications for
+one couple at once conflict in the store and the retry sees the mark: one
+outstanding loan or pending application per couple holds on every engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from decimal import Decimal
+from typing import Any, Callable, Iterable
+
+from ledger.aggregates.base import LedgerRuleError
+from ledger.aggregates.fund_account import NORMAL, FundAccount
+from ledger.aggregates.loan import ACTIVE, APPLIED, APPROVED, CLOSED, BANK_SOURCES, Loan, LoanEligibilityError
+from ledger.aggregates.parties import Employer, Member
+from ledger.application import NotFoundError, as_str, chunked, topic_of
+from ledger.loan_book import ageing_bucket
+from ledger.loan_math import EQUAL_INSTALMENT, EQUAL_PRINCIPAL, build_schedule, monthly_payment
+from ledger.money import ZERO, Money, parse_rate
+from ledger.policy import PolicyVersion
+
+METHODS = (EQUAL_INSTALMENT, EQUAL_PRINCIPAL)
+LOAN_BATCH_SIZE = 500
+ANNUAL_RATE_MAX = Decimal("10")
+
+
+def _previous_periods(day: date, count: int) -> list[str]:
+    periods = []
+    total = day.year * 12 + day.month - 1
+    for back in range(1, count + 1):
+        value = total - back
+        periods.append(f"{value // 12:04d}-{value % 12 + 1:02d}")
+    return periods
+
+
+def _age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+class LoanCommands:
+    """Mixin on the ledger application: the loan use cases."""
+
+    def loan(self, loan_no: str) -> Loan:
+        return self.load(Loan, Loan.create_id(loan_no), "loan", loan_no)
+
+    def loan_ids(self) -> list[Any]:
+        return self.ids_of(topic_of(Loan, "Applied"))
+
+    # -- application (LN-1) ---------------------------------------------------------
+    def apply_for_loan(self, id_number: str, principal: str, months: int, method: str, price: str,
+                       monthly_income: str, applied_on: date, bank: str, second_home: bool = False,
+                       idempotency_key: str | None = None) -> dict[str, Any]:
+        amount = Money.parse(principal, "principal", positive=True)
+        house_price = Money.parse(price, "price", positive=True)
+        income = Money.parse(monthly_income, "monthly_income", positive=True)
+        if method not in METHODS:
+            raise LoanEligibilityError(f"method is one of {METHODS}", field="method", rule="LN-3")
+
+        def body():
+            borrower = self.member(id_number)
+            spouse = self.find(borrower.spouse_id) if borrower.spouse_id else None
+            policy = self.policy.at(applied_on)
+            checks = self._eligibility(borrower, spouse, amount, months, house_price, income, applied_on,
+                                       second_home, policy)
+            sequence, (serial,) = self.take_serials("loan", applied_on)
+            loan = Loan(loan_no=f"DK{serial}", borrower_id=borrower.id, spouse_id=spouse.id if spouse else None,
+                        principal=amount, months=months, method=method, second_home=second_home, price=house_price,
+                        monthly_income=income, bank=bank, card=borrower.card or {}, applied_on=applied_on,
+                        eligibility=checks)
+            for member in filter(None, (borrower, spouse)):
+                member.mark_loan(loan_id=str(loan.id), mark="pending")
+            result = {"loan_no": loan.loan_no, "state": loan.state, "principal": str(amount), "months": months,
+                      "eligibility": as_str(checks)}
+            return result, [loan, sequence, *filter(None, (borrower, spouse))]
+        return self.execute("apply-loan", idempotency_key, {"id": id_number, "principal": str(amount)}, body)
+
+    def _eligibility(self, borrower: Member, spouse: Member | None, amount: Money, months: int, price: Money,
+                     income: Money, on: date, second_home: bool, policy: PolicyVersion) -> dict[str, Any]:
+        rules = policy.loan
+        for member in filter(None, (borrower, spouse)):
+            if member.has_open_loan:
+                raise LoanEligibilityError(f"{member.name} already has a fund loan or a pending application",
+                                           field="id_number")
+        account = self.account(borrower.account_no)
+        if account.state != NORMAL:
+            raise LoanEligibilityError(f"the borrower's account is {account.state}", field="id_number")
+        self._check_continuous(borrower, account, on, rules.continuous_periods_required)
+        retirement = policy.member.retirement_age_male if borrower.sex == "M" else policy.member.retirement_age_female
+        age = _age_on(borrower.birth_date, on)
+        self._check_term(age, months, retirement, rules)
+        rate = rules.rate_on(on, months=months, second_home=second_home)
+        parse_rate(rate, "annual_rate", maximum=ANNUAL_RATE_MAX)
+        balances = account.balance
+        if spouse is not None:
+            spouse_account = self.find(FundAccount.create_id(spouse.account_no))
+            balances = balances + (spouse_account.balance if spouse_account else ZERO)
+        limits = {
+            "city_cap": rules.cap_family if spouse is not None else rules.cap_single,
+            "balance_multiple": balances.times(rules.balance_multiple),
+            "loan_to_value": price.times(rules.loan_to_value_max / Decimal(100)),
+        }
+        instalment = monthly_payment(amount, months, rate)
+        capacity = income.times(rules.income_share_max / Decimal(100))
+        for name, limit in limits.items():
+            if amount > limit:
+                raise LoanEligibilityError(f"principal {amount} exceeds the {name.replace('_', ' ')} limit {limit}",
+                                           field="principal")
+        if instalment > capacity:
+            raise LoanEligibilityError(f"instalment {instalment} exceeds {rules.income_share_max} % of income "
+                                       f"({capacity})", field="monthly_income")
+        return {**limits, "age": age, "retirement_age": retirement, "annual_rate": rate, "instalment": instalment,
+                "capacity": capacity, "couple_balances": balances}
+
+    def _check_continuous(self, member: Member, account: FundAccount, on: date, required: int) -> None:
+        employer = self.find(member.employer_id)
+        for period in _previous_periods(on, required):
+            credited = "remittance" in account.credited.get(period, {}) or account.credited_total(period) > ZERO
+            deferred = isinstance(employer, Employer) and employer.is_deferred(period, on)
+            if not (credited or deferred):
+                raise LoanEligibilityError(f"period {period} is not credited: {required} continuous periods are "
+                                           "required before the application month", field="id_number")
+
+    def _check_term(self, age: int, months: int, retirement: int, rules: Any) -> None:
+        if not 1 <= months <= rules.term_months_max:
+            raise LoanEligibilityError(f"term is 1..{rules.term_months_max} months", field="months")
+        if age >= retirement:
+            raise LoanEligibilityError(f"the borrower is {age}, at or past retirement age {retirement}",
+                                       field="id_number")
+        end_age = age + (months + 11) // 12
+        if end_age > retirement + rules.retirement_extension_years:
+            raise LoanEligibilityError(f"the loan ends at age {end_age}, after retirement + "
+                                       f"{rules.retirement_extension_years}", field="months")
+        if rules.age_plus_term_max and end_age > rules.age_plus_term_max:
+            raise LoanEligibilityError(f"age + term {end_age} exceeds {rules.age_plus_term_max}", field="months")
+
+    # -- approval and disbursement ---------------------------------------------------------
+    def approve_loan(self, loan_no: str, on: date) -> dict[str, Any]:
+        def body():
+            loan = self.loan(loan_no)
+            loan.approve(on)
+            return {"loan_no": loan_no, "state": loan.state}, [loan]
+        return self.execute("approve-loan", None, {}, body)
+
+    def reject_loan(self, loan_no: str, on: date, reason: str) -> dict[str, Any]:
+        def body():
+            loan = self.loan(loan_no)
+            loan.reject(on, reason)
+            members = self._loan_members(loan)
+            for member in members:
+                member.mark_loan(loan_id=str(loan.id), mark="none")
+            return {"loan_no": loan_no, "state": loan.state}, [loan, *members]
+        return self.execute("reject-loan", None, {}, body)
+
+    def _loan_members(self, loan: Loan) -> list[Member]:
+        return [self.repository.get(i) for i in (loan.borrower_id, loan.spouse_id) if i is not None]
+
+    def disburse_loan(self, loan_no: str, on: date, payee: str = "seller") -> dict[str, Any]:
+        """Rate in force on disbursement (LN-2); Dr 1101 / Cr 2101 and a payout to the seller."""
+        def body():
+            loan = self.loan(loan_no)
+            policy = self.policy.at(on)
+            terms = self._terms(loan, on, policy)
+            payout, instructed = self.instruct_payout(f"loan:{loan_no}", None, payee, loan.principal, on,
+                                                      f"disbursement:{loan_no}")
+            loan.disburse(on, terms, payout.serial)
+            members = self._loan_members(loan)
+            for member in members:
+                member.mark_loan(loan_id=str(loan.id), mark="outstanding")
+            first = loan.book.schedule[0]
+            return {"loan_no": loan_no, "state": loan.state, "annual_rate": str(terms["annual_rate"]),
+                    "instalment": str(first.payment), "first_due_on": first.due_on.isoformat(),
+                    "payout_serial": payout.serial}, [loan, *members, *instructed]
+        return self.execute("disburse-loan", f"disburse:{loan_no}", {}, body)
+
+    def _terms(self, loan: Loan, on: date, policy: PolicyVersion) -> dict[str, Any]:
+        rules = policy.loan
+        return {"principal": loan.principal, "months": loan.months, "method": loan.method, "disbursed_on": on,
+                "annual_rate": rules.rate_on(on, months=loan.months, second_home=loan.second_home),
+                "due_day": rules.due_day or None, "grace_days": rules.grace_days,
+                "penalty_multiplier": rules.penalty_multiplier, "penalty_day_count": policy.time.penalty_day_count,
+                "prepayment_day_count": policy.time.prepayment_day_count,
+                "prepayment_blackout_days": rules.prepayment_blackout_days,
+                "prepayment_minimum": rules.prepayment_minimum}
+
+    # -- money in ---------------------------------------------------------------------------
+    def pay_loan(self, loan_no: str, amount: str, on: date, source: str, reference: str) -> dict[str, Any]:
+        """A repayment by card, API or at the counter (Dr 1001 / Cr 4002, 1102, 1101; excess 2102)."""
+        money = Money.parse(amount, "amount", positive=True)
+        if source not in BANK_SOURCES:
+            raise LedgerRuleError(f"source is one of {BANK_SOURCES}", field="source", rule="LN-5")
+
+        def body():
+            loan = self.loan(loan_no)
+            figures = loan.pay(money, on, source, reference, self.centre_bank_account)
+            return {"loan_no": loan_no, "amount": str(money), **as_str(figures)}, [loan]
+        return self.execute("pay-loan", f"loan-payment:{reference}", {"loan": loan_no, "amount": str(money),
+                                                                      "on": on.isoformat()}, body)
+
+    def prepay_loan(self, loan_no: str, principal: str, on: date, mode: str, reference: str,
+                    source: str = "counter") -> dict[str, Any]:
+        money = Money.parse(principal, "principal", positive=True)
+
+        def body():
+            loan = self.loan(loan_no)
+            self._check_no_debit_submitted(loan)
+            figures = loan.prepay(money, on, mode, source, reference, self.centre_bank_account)
+            return {"loan_no": loan_no, **as_str(figures)}, [loan]
+        return self.execute("prepay-loan", f"prepay:{reference}", {"loan": loan_no, "principal": str(money)}, body)
+
+    def _check_no_debit_submitted(self, loan: Loan) -> None:
+        """LN-6: no card debit SUBMITTED (filled in by the offset service when it exists)."""
+        check = getattr(self, "live_debit_state", None)
+        if check is not None and check(loan) == "SUBMITTED":
+            raise LedgerRuleError("a card debit is SUBMITTED for this loan", field="loan", rule="LN-6")
+
+    def pay_off_loan(self, loan_no: str, on: date, reference: str, source: str = "counter") -> dict[str, Any]:
+        def body():
+            loan = self.loan(loan_no)
+            self._check_no_debit_submitted(loan)
+            figures = loan.pay_off(on, source, reference, self.centre_bank_account)
+            members = self._loan_members(loan)
+            for member in members:
+                member.mark_loan(loan_id=str(loan.id), mark="none")
+            ended = self._end_mandate_on_close(loan, on) if hasattr(self, "_end_mandate_on_close") else []
+            return {"loan_no": loan_no, "state": loan.state, **as_str(figures)}, [loan, *members, *ended]
+        return self.execute("pay-off-loan", f"payoff:{reference}", {"loan": loan_no}, body)
+
+    def payoff_quote(self, loan_no: str, on: date) -> dict[str, Any]:
+        loan = self.loan(loan_no)
+        quote = loan.book.payoff_quote(on)
+        return {"loan_no": loan_no, "on": on.isoformat(), "amount_due": str(quote.amount_due),
+                "principal": str(quote.principal), "interest": str(quote.interest), "total": str(quote.total)}
+
+    def reverse_loan_payment(self, loan_no: str, allocation: int, on: date, reason: str) -> dict[str, Any]:
+        def body():
+            loan = self.loan(loan_no)
+            result = loan.reverse_payment(allocation, on, reason)
+            return {"loan_no": loan_no, **as_str(result)}, [loan]
+        return self.execute("reverse-loan-payment", f"reverse-loan:{loan_no}:{allocation}", {}, body)
+
+    # -- waivers (LN-8) ----------------------------------------------------------------------
+    def declare_waiver(self, scope: str, start_on: date, end_on: date, declared_on: date, loan_no: str | None = None,
+                       employer_code: str | None = None) -> dict[str, Any]:
+        """不作逾期处理 for one loan, one employer's members, or all loans; may be declared late."""
+        if end_on < start_on:
+            raise LedgerRuleError("the waiver ends before it starts", field="end_on", rule="LN-8")
+        targets = self._waiver_targets(scope, loan_no, employer_code)
+        applied, refunds = 0, ZERO
+        for batch in chunked(targets, LOAN_BATCH_SIZE):
+            def body(batch=batch):
+                touched, count, refund_total = [], 0, ZERO
+                for loan in self.load_many(batch).values():
+                    if loan.state != ACTIVE:
+                        continue
+                    figures = loan.waive(start_on, end_on, declared_on, scope)
+                    refund = figures["penalty_refund"]
+                    if refund > ZERO:  # penalty already paid for covered days goes back to the loan
+                        loan.pay(refund, declared_on, "penalty-refund", f"waiver:{declared_on}",
+                                 self.centre_bank_account)
+                        refund_total = refund_total + refund
+                    touched.append(loan)
+                    count += 1
+                return {"applied": count, "refunded": str(refund_total)}, touched
+            key = f"waiver:{scope}:{loan_no or employer_code or 'all'}:{start_on}:{end_on}:{batch[0]}"
+            result = self.execute("declare-waiver", key, {"declared_on": declared_on.isoformat()}, body)
+            applied, refunds = applied + result["applied"], refunds + Money(result["refunded"])
+        return {"scope": scope, "start_on": start_on.isoformat(), "end_on": end_on.isoformat(), "loans": applied,
+                "penalty_refunded": str(refunds)}
+
+    def _waiver_targets(self, scope: str, loan_no: str | None, employer_code: str | None) -> list[Any]:
+        if scope == "loan":
+            if not loan_no:
+                raise LedgerRuleError("a loan waiver names the loan", field="loan", rule="LN-8")
+            return [self.loan(loan_no).id]
+        ids = self.loan_ids()
+        if scope == "all":
+            return ids
+        if scope == "employer":
+            employer = self.employer(employer_code or "")
+            loans = self.load_many(ids).values()
+            borrowers = self.load_many(l.borrower_id for l in loans)
+            return [l.id for l in loans if borrowers[l.borrower_id].employer_id == employer.id]
+        raise LedgerRuleError("scope is loan, employer or all", field="scope", rule="LN-8")
+
+    # -- daily jobs: interest falling due, ageing, default; yearly repricing --------------------
+    def daily_loan_update(self, on: date, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Recognise the interest that fell due (Dr 1102 / Cr 4001) and raise LoanDefaulted (LN-7)."""
+        totals = {"loans": 0, "accrued": 0, "defaulted": 0}
+        rules = self.policy.at(on).loan
+        for batch in chunked(self.loan_ids(), LOAN_BATCH_SIZE):
+            def body(batch=batch):
+                touched, accrued, defaulted = [], 0, 0
+                for loan in self.load_many(batch).values():
+                    if loan.state != ACTIVE:
+                        continue
+                    before = len(loan.pending_events)
+                    loan.accrue(on)
+                    accrued += len(loan.pending_events) > before
+                    status = loan.book.status(max(on, loan.book.last_on))
+                    if loan.defaulted_on is None and (status.missed_in_a_row >= rules.missed_in_row_max
+                                                      or status.missed_total >= rules.missed_total_max):
+                        loan.mark_defaulted(on=on, missed_in_a_row=status.missed_in_a_row,
+                                            missed_total=status.missed_total)
+                        defaulted += 1
+                    if loan.pending_events:
+                        touched.append(loan)
+                return {"accrued": accrued, "defaulted": defaulted}, touched
+            result = self.execute("daily-loan-update", None, {}, body)
+            totals["loans"] += len(batch)
+            totals["accrued"] += result["accrued"]
+            totals["defaulted"] += result["defaulted"]
+            if progress:
+                progress(len(batch))
+        return {"on": on.isoformat(), **totals}
+
+    def reprice_loans(self, on: date) -> dict[str, Any]:
+        """LN-2: every 1 January, loans over one year move to the rate in force that day for their tier."""
+        if (on.month, on.day) != (1, 1):
+            raise LedgerRuleError("repricing runs on 1 January", field="on", rule="LN-2")
+        policy = self.policy.at(on)
+        repriced = 0
+        for batch in chunked(self.loan_ids(), LOAN_BATCH_SIZE):
+            def body(batch=batch):
+                touched = []
+                for loan in self.load_many(batch).values():
+                    if loan.state != ACTIVE or loan.months <= 12:
+                        continue
+                    rate = policy.loan.rate_on(on, months=loan.months, second_home=loan.second_home)
+                    if loan.reprice(rate, on) is not None:
+                        touched.append(loan)
+                return {"repriced": len(touched)}, touched
+            repriced += self.execute("reprice-loans", f"reprice:{on}:{batch[0]}", {}, body)["repriced"]
+        return {"on": on.isoformat(), "repriced": repriced}
+
+    # -- queries ----------------------------------------------------------------------------------
+    def loan_status(self, loan_no: str, as_of: date) -> dict[str, Any]:
+        loan = self.loan(loan_no)
+        if loan.state not in (ACTIVE, CLOSED) or loan.disbursed_on is None or as_of < loan.disbursed_on:
+            return {"loan_no": loan_no, "state": loan.state, "as_of": as_of.isoformat()}
+        book = loan.book_as_of(as_of)
+        status = book.status(max(as_of, book.last_on))
+        upcoming = next((a for a in book.accounts if a.due_on > as_of), None)
+        paid = [a for a in book.accounts if a.due_on <= as_of and a.cleared]
+        return {
+            "loan_no": loan_no, "state": loan.state, "as_of": as_of.isoformat(), "principal": str(loan.principal),
+            "annual_rate": str(book.accounts[-1].annual_rate if book.accounts else loan.terms["annual_rate"]),
+            "outstanding_principal": str(status.outstanding_principal), "amount_due": str(status.amount_due),
+            "interest_due": str(status.interest_due), "principal_due": str(status.principal_due),
+            "penalty_unpaid": str(status.penalty_unpaid), "penalty_accrued": str(status.penalty_uncrystallised),
+            "instalments_paid": len(paid), "instalments_due": len([a for a in book.accounts if a.due_on <= as_of]),
+            "instalments_overdue": list(status.overdue_numbers), "days_past_due": status.days_past_due,
+            "bucket": status.ageing_bucket, "missed_in_a_row": status.missed_in_a_row,
+            "missed_total": status.missed_total, "defaulted": loan.defaulted_on is not None,
+            "next_due_on": upcoming.due_on.isoformat() if upcoming else None,
+            "next_amount": str(upcoming.unpaid) if upcoming else "0.00",
+        }
+
+    def delinquent_loans(self, as_of: date) -> dict[str, Any]:
+        buckets: dict[str, list[dict[str, Any]]] = {"1-30": [], "31-60": [], "61-90": [], "91+": []}
+        for batch in chunked(self.loan_ids(), LOAN_BATCH_SIZE):
+            for loan in self.load_many(batch).values():
+                if loan.state != ACTIVE or loan.disbursed_on is None or as_of < loan.disbursed_on:
+                    continue
+                book = loan.book_as_of(as_of)
+                status = book.status(max(as_of, book.last_on))
+                if status.ageing_bucket:
+                    buckets[status.ageing_bucket].append({
+                        "loan_no": loan.loan_no, "days_past_due": status.days_past_due,
+                        "amount_due": str(status.amount_due), "penalty_accrued": str(status.penalty_uncrystallised)})
+        return {"as_of": as_of.isoformat(), "buckets": buckets,
+                "counts": {name: len(rows) for name, rows in buckets.items()}}
+
+    def loan_subledger(self, day: date) -> dict[str, Money]:
+        """GL-2 sub-ledgers: Σ outstanding principal (1101) and Σ recognised unpaid interest (1102)."""
+        principal, interest = ZERO, ZERO
+        for batch in chunked(self.loan_ids(), LOAN_BATCH_SIZE):
+            for loan in self.load_many(batch).values():
+                if loan.state not in (ACTIVE, CLOSED):
+                    continue
+                principal = principal + (loan.book.outstanding_principal if loan.state == ACTIVE else ZERO)
+                interest = interest + loan.interest_receivable()
+        return {"principal": principal, "interest": interest}
+
+
+def schedule_rows(principal: str, months: int, annual_rate: str, method: str, disbursed_on: date) -> list[dict[str, str]]:
+    """``gjj loan schedule``: a pure calculation (LN-3, LN-4), no database."""
+    if method not in METHODS:
+        raise LoanEligibilityError(f"method is one of {METHODS}", field="method", rule="LN-3")
+    rate = parse_rate(annual_rate, "annual_rate", maximum=ANNUAL_RATE_MAX)
+    rows = build_schedule(Money.parse(principal, "principal", positive=True), months, rate, method, disbursed_on)
+    return [{"number": r.number, "due_on": r.due_on.isoformat(), "principal": str(r.principal),
+             "interest": str(r.interest), "payment": str(r.payment), "outstanding": str(r.outstanding)} for r in rows]
