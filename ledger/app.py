@@ -13,14 +13,16 @@ from ledger.audit import AnchoredApplicationMixin
 from ledger.services.accounts import AccountCommands
 from ledger.services.books import BookCommands
 from ledger.services.contributions import ContributionCommands
+from ledger.services.debits import DebitCommands
 from ledger.services.loans import LoanCommands
+from ledger.services.offset import OffsetCommands
 from ledger.services.withdrawals import WithdrawalCommands
 
 SNAPSHOT_INTERVAL_EVENTS = 100
 
 
 class Ledger(AnchoredApplicationMixin, AccountCommands, ContributionCommands, WithdrawalCommands, LoanCommands,
-             BookCommands, LedgerBase):
+             OffsetCommands, DebitCommands, BookCommands, LedgerBase):
     """The book of record of one fund centre; every committed save extends the audit chain (AUD-1)."""
 
     snapshotting_intervals = {FundAccount: SNAPSHOT_INTERVAL_EVENTS}

@@ -158,6 +158,21 @@ class Payout(LedgerAggregate):
         self._failed(value_date=value_date, bank_reference=bank_reference)
         return journal
 
+    def cancel(self, value_date: date, reason: str) -> None:
+        """COR-1: the debit that funded this instruction was reversed before the bank answered.
+
+        The reversal's mirrored journal (Dr 2101 / Cr 2001) already empties clearing as of the
+        original value date, so the cancellation counts from that date and carries no journal.
+        """
+        if self.state != "INSTRUCTED":
+            raise PayoutStateError(f"payout {self.serial} is already {self.state}", field="serial")
+        self._cancelled(value_date=value_date, reason=reason)
+
+    @event("Cancelled")
+    def _cancelled(self, value_date: date, reason: str) -> None:
+        self.state = "CANCELLED"
+        self.settled_on = value_date
+
     @event("Paid")
     def _paid(self, value_date: date, bank_reference: str, journal: list[dict[str, Any]]) -> None:
         self.state = "PAID"
@@ -183,6 +198,8 @@ class DailySequence(LedgerAggregate):
         self.last = 0
 
     def take(self, count: int = 1) -> list[str]:
+        if count == 0:
+            return []
         if self.last + count > SEQUENCE_MAX:
             raise DocumentStateError("the daily serial sequence is exhausted", field="serial", rule="BNK-2")
         first = self.last + 1

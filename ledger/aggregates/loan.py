@@ -77,8 +77,9 @@ class Loan(LedgerAggregate):
     @event("Applied")
     def __init__(self, loan_no: str, borrower_id: UUID, spouse_id: UUID | None, principal: Money, months: int,
                  method: str, second_home: bool, price: Money, monthly_income: Money, bank: str,
-                 card: dict[str, str], applied_on: date, eligibility: dict[str, Any]):
+                 card: dict[str, str], applied_on: date, eligibility: dict[str, Any], borrower_name: str = ""):
         self.loan_no = loan_no
+        self.borrower_name = borrower_name
         self.borrower_id = borrower_id
         self.spouse_id = spouse_id
         self.principal = principal
@@ -358,12 +359,30 @@ class Loan(LedgerAggregate):
         self.mandate_id = mandate_id
 
     # -- sub-ledger figures for GL-2 ------------------------------------------------------
-    def interest_receivable(self) -> Money:
-        paid = ZERO
-        for account in self.book.accounts:
-            if str(account.number) in self.accrued:
-                paid += account.interest_paid
-        return Money.sum(self.accrued.values()) - paid if self.state in (ACTIVE, CLOSED) else ZERO
+    def subledger_as_of(self, day: date) -> dict[str, Money]:
+        """GL-2 figures as of a value date: outstanding principal (1101), recognised unpaid interest
+        (1102) and money held in suspense (2102, LN-5 excess and LN-8 refunds).
+
+        Read from the current book, whose paid parts keep their value dates and lose a reversed
+        allocation entirely, as the mirrored journal at the original's value date does (COR-1).
+        """
+        if self.state not in (ACTIVE, CLOSED) or self.disbursed_on is None or day < self.disbursed_on:
+            return {"principal": ZERO, "interest": ZERO, "suspense": ZERO}
+        book = self.book
+        principal_paid = interest_paid = accrued = ZERO
+        for account in book.accounts:
+            recognised = str(account.number) in self.accrued and account.due_on <= day
+            if recognised:
+                accrued += self.accrued[str(account.number)]
+            for part in account.paid:
+                if part.on <= day:
+                    principal_paid += part.principal
+                    interest_paid += part.interest if recognised else ZERO
+        prepaid = Money.sum(p.quote.principal for p in book.prepayments if p.quote.on <= day)
+        paid_off = book.payoff.quote.principal if book.payoff and book.payoff.quote.on <= day else ZERO
+        suspense = Money.sum(p["figures"]["excess"] for p in self.payments if p["on"] <= day and not p["reversed"])
+        return {"principal": self.principal - principal_paid - prepaid - paid_off, "interest": accrued - interest_paid,
+                "suspense": suspense}
 
 
 def _terms_from(terms: dict[str, Any]) -> LoanTerms:

@@ -71,7 +71,7 @@ class LoanCommands:
             loan = Loan(loan_no=f"DK{serial}", borrower_id=borrower.id, spouse_id=spouse.id if spouse else None,
                         principal=amount, months=months, method=method, second_home=second_home, price=house_price,
                         monthly_income=income, bank=bank, card=borrower.card or {}, applied_on=applied_on,
-                        eligibility=checks)
+                        eligibility=checks, borrower_name=borrower.name)
             for member in filter(None, (borrower, spouse)):
                 member.mark_loan(loan_id=str(loan.id), mark="pending")
             result = {"loan_no": loan.loan_no, "state": loan.state, "principal": str(amount), "months": months,
@@ -376,16 +376,18 @@ class LoanCommands:
                 "counts": {name: len(rows) for name, rows in buckets.items()}}
 
     def loan_subledger(self, day: date) -> dict[str, Money]:
-        """GL-2 sub-ledgers: Σ outstanding principal (1101) and Σ recognised unpaid interest (1102)."""
-        principal, interest = ZERO, ZERO
+        """GL-2 sub-ledgers as of ``day``: Σ outstanding principal (1101), Σ recognised unpaid interest
+        (1102) and Σ loan money held in suspense (2102)."""
+        totals = {"principal": ZERO, "interest": ZERO, "suspense": ZERO}
         for batch in chunked(self.loan_ids(), LOAN_BATCH_SIZE):
             for loan in self.load_many(batch).values():
-                if loan.state not in (ACTIVE, CLOSED):
-                    continue
-                principal = principal + (loan.book.outstanding_principal if loan.state == ACTIVE else ZERO)
-                interest = interest + loan.interest_receivable()
-        return {"principal": principal, "interest": interest}
+                for name, amount in loan.subledger_as_of(day).items():
+                    totals[name] = totals[name] + amount
+        return totals
 
+    def suspense_total(self, day: date) -> Money:
+        """GL-2 2102: the bank receipts' suspense plus loan money beyond the amount due (LN-5, BNK-5)."""
+        return super().suspense_total(day) + self.loan_subledger(day)["suspense"]
 
 def schedule_rows(principal: str, months: int, annual_rate: str, method: str, disbursed_on: date) -> list[dict[str, str]]:
     """``gjj loan schedule``: a pure calculation (LN-3, LN-4), no database."""

@@ -1,0 +1,375 @@
+"""Monthly offset repayment (按月冲还贷) as a ledger service: OFF-1..5, LN-5, GL-1.
+
+``run_offset(through)`` covers every deduction date since the last completed
+run, oldest first. For a date D it takes the loans whose instalments are
+deducted on D (due date moved to the next working day, LN-4), and gives each
+exactly one outcome: a ``Deduction`` whose id derives from (loan, D). Fund
+debits, loan payments, the card debit instruction, the journal entries and the
+deduction itself are one atomic save per batch of loans; a re-run, a restart
+after a crash or two runs at once find the deduction already there and leave
+the loan alone (the derived id is the safety net: a duplicate is refused by the
+store).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Callable, Iterable
+from uuid import UUID
+
+from ledger.aggregates.base import LedgerRuleError
+from ledger.aggregates.documents import SerialRef
+from ledger.aggregates.fund_account import CLOSED as ACCOUNT_CLOSED
+from ledger.aggregates.fund_account import SEALED, FundAccount
+from ledger.aggregates.loan import ACTIVE, CLOSED, Loan
+from ledger.aggregates.offset import (
+    DEDUCTED,
+    SKIPPED,
+    BankDebit,
+    Deduction,
+    MandateError,
+    OffsetMandate,
+    OffsetRunLog,
+)
+from ledger.application import NotFoundError, as_str, chunked, topic_of
+from ledger.calendar import WorkingCalendar
+from ledger.money import ZERO, Money
+from ledger.policy import OffsetPolicy, PolicyVersion
+
+OFFSET_BATCH_SIZE = 250
+CATCH_UP_DAYS_MAX = 370
+
+
+@dataclass
+class Payer:
+    role: str  # "borrower" | "spouse"
+    account: FundAccount
+    available: Money
+
+
+@dataclass
+class DayReport:
+    """What one deduction date did (OFF-4 outcomes, OFF-2 source split)."""
+
+    deduction_on: date
+    loans: int = 0
+    deducted: int = 0
+    already: int = 0
+    borrower_funds: Money = ZERO
+    spouse_funds: Money = ZERO
+    card: Money = ZERO
+    debits_created: int = 0
+    debits_cancelled: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+    def add(self, other: "DayReport") -> None:
+        self.loans += other.loans
+        self.deducted += other.deducted
+        self.already += other.already
+        self.borrower_funds += other.borrower_funds
+        self.spouse_funds += other.spouse_funds
+        self.card += other.card
+        self.debits_created += other.debits_created
+        self.debits_cancelled += other.debits_cancelled
+        self.skipped.update(other.skipped)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"deduction_on": self.deduction_on.isoformat(), "loans": self.loans, "deducted": self.deducted,
+                "already_done": self.already, "from_borrower_funds": str(self.borrower_funds),
+                "from_spouse_funds": str(self.spouse_funds), "to_cards": str(self.card),
+                "debits_created": self.debits_created, "debits_cancelled": self.debits_cancelled,
+                "skipped": dict(sorted(self.skipped.items()))}
+
+
+def split_shortfall(due: Money, payers: list[Payer], rules: OffsetPolicy) -> list[Money]:
+    """OFF-2: what each payer pays under the shortfall rule; the card pays the rest."""
+    covers = (lambda have, need: have >= need) if rules.cover_test == ">=" else (lambda have, need: have > need)
+    if rules.shortfall_rule == "waterfall":
+        taken, remaining = [], due
+        for payer in payers:
+            part = payer.available.min(remaining)
+            taken.append(part)
+            remaining -= part
+        return taken
+    if rules.shortfall_rule == "household-all-or-nothing":
+        if not covers(Money.sum(p.available for p in payers), due):
+            return [ZERO for _ in payers]
+        taken, remaining = [], due
+        for payer in payers:
+            part = payer.available.min(remaining)
+            taken.append(part)
+            remaining -= part
+        return taken
+    for index, payer in enumerate(payers):  # each-account-whole
+        if covers(payer.available, due):
+            return [due if i == index else ZERO for i in range(len(payers))]
+    return [ZERO for _ in payers]
+
+
+def available_for_offset(account: FundAccount, rules: OffsetPolicy, retained_balance_min: Money) -> Money:
+    """OFF-2: max(0, balance − frozen − retained minimum); 0 when closed, sealed or frozen as policy says."""
+    if account.state == ACCOUNT_CLOSED:
+        return ZERO
+    if account.state == SEALED and not rules.sealed_pays:
+        return ZERO
+    if account.is_frozen and not rules.frozen_pays:
+        return ZERO
+    return account.available(retained_balance_min)
+
+
+def deduction_window(day: date, calendar: WorkingCalendar) -> list[date]:
+    """The due dates whose deduction falls on ``day``: the day itself and the non-working days before it."""
+    if not calendar.is_working_day(day):
+        return []
+    window, cursor = [day], day - timedelta(days=1)
+    while not calendar.is_working_day(cursor):
+        window.append(cursor)
+        cursor -= timedelta(days=1)
+    return window
+
+
+def _due_days(window: list[date]) -> set[int]:
+    days: set[int] = set()
+    for due_on in window:
+        days.add(due_on.day)
+        last = (due_on.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        if due_on == last:  # a due day past the month's end is clamped to it (LN-4)
+            days.update(range(due_on.day + 1, 32))
+    return days
+
+
+class OffsetCommands:
+    """Mixin on the ledger application: mandates, the daily run, card debits."""
+
+    calendar = WorkingCalendar()
+
+    # -- mandates (OFF-1) ------------------------------------------------------------
+    def mandate(self, loan_no: str) -> OffsetMandate:
+        return self.load(OffsetMandate, OffsetMandate.create_id(loan_no), "loan", loan_no)
+
+    def create_mandate(self, loan_no: str, on: date, with_spouse: bool = True) -> dict[str, Any]:
+        """Draft the mandate; payer accounts join it (one live agreement per account, WD-4)."""
+        def body():
+            loan = self.loan(loan_no)
+            loan.check_state(ACTIVE)
+            if self.find(OffsetMandate.create_id(loan_no)) is not None:
+                raise MandateError("the loan already has a mandate", field="loan")
+            borrower = self.repository.get(loan.borrower_id)
+            payers = [("borrower", borrower)]
+            if with_spouse and loan.spouse_id and self.policy.at(on).offset.spouse_pays:
+                payers.append(("spouse", self.repository.get(loan.spouse_id)))
+            accounts = []
+            for role, member in payers:
+                account = self.account(member.account_no)
+                if account.agreement:
+                    raise MandateError(f"account {account.account_no} is already in {account.agreement}",
+                                       field="account", rule="OFF-1")
+                account.set_agreement(agreement=f"offset:{loan_no}")
+                accounts.append(account)
+            due_day = loan.terms.get("due_day") or loan.disbursed_on.day
+            mandate = OffsetMandate(loan_no=loan_no, loan_id=loan.id, drafted_on=on, due_day=due_day, payers=[
+                {"role": role, "member_id": str(m.id), "account_no": m.account_no} for role, m in payers])
+            loan.link_mandate(mandate_id=mandate.id)
+            return {"loan_no": loan_no, "payers": as_str(mandate.payers)}, [mandate, loan, *accounts]
+        return self.execute("create-mandate", None, {}, body)
+
+    def sign_mandate(self, loan_no: str, id_number: str, on: date) -> dict[str, Any]:
+        def body():
+            mandate, member = self.mandate(loan_no), self.member(id_number)
+            mandate.sign(member.id, on)
+            return {"loan_no": loan_no, "signed_by": id_number, "effective_from":
+                    mandate.effective_from.isoformat() if mandate.effective_from else None}, [mandate]
+        return self.execute("sign-mandate", None, {}, body)
+
+    def cancel_mandate(self, loan_no: str, id_number: str, on: date) -> dict[str, Any]:
+        def body():
+            mandate, member = self.mandate(loan_no), self.member(id_number)
+            mandate.cancel(member.id, on)
+            return {"loan_no": loan_no, "cancelled_from": mandate.cancelled_from.isoformat()}, [mandate]
+        return self.execute("cancel-mandate", None, {}, body)
+
+    def _end_mandate_on_close(self, loan: Loan, on: date) -> list[Any]:
+        """OFF-1: the loan closed: the mandate ends at once and the payer accounts are free again."""
+        mandate = self.find(OffsetMandate.create_id(loan.loan_no))
+        if mandate is None or mandate.ended_on is not None:
+            return []
+        mandate.end(on, "LOAN_CLOSED")
+        accounts = [self.account(p["account_no"]) for p in mandate.payers]
+        for account in accounts:
+            if account.agreement == f"offset:{loan.loan_no}":
+                account.set_agreement(agreement=None)
+        return [mandate, *accounts]
+
+    def live_debit_state(self, loan: Loan) -> str | None:
+        mandate = self.find(OffsetMandate.create_id(loan.loan_no))
+        if mandate is None or mandate.last_debit_id is None:
+            return None
+        debit = self.find(mandate.last_debit_id)
+        return debit.state if debit is not None else None
+
+    def mandate_index(self) -> list[dict[str, Any]]:
+        """Every mandate with its loan and due day (from the mandates' creation events)."""
+        rows = []
+        for event in self.iter_events(topics=[topic_of(OffsetMandate, "Drafted")]):
+            rows.append({"mandate_id": event.originator_id, "loan_id": event.loan_id, "loan_no": event.loan_no,
+                         "due_day": event.due_day})
+        return rows
+
+    # -- the daily run (OFF-2, OFF-4) ---------------------------------------------------------
+    def run_offset(self, through: date, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Run every deduction date since the last completed run through ``through``, oldest first."""
+        log = self.find(OffsetRunLog.create_id()) or None
+        days = log.dates_to_run(through) if log is not None else [through]
+        if len(days) > CATCH_UP_DAYS_MAX:
+            raise LedgerRuleError(f"{len(days)} days to catch up exceed {CATCH_UP_DAYS_MAX}", field="through",
+                                  rule="OFF-4")
+        index = self.mandate_index()
+        reports = []
+        for day in days:
+            report = self.run_offset_date(day, index, progress)
+            self._complete_run(day, report)
+            reports.append(report.as_dict())
+        return {"through": through.isoformat(), "dates": reports}
+
+    def _complete_run(self, day: date, report: DayReport) -> None:
+        def body():
+            log = self.find(OffsetRunLog.create_id())
+            if log is None:
+                log = OffsetRunLog(name="offset", first_date=day)
+            if log.last_completed is not None and log.last_completed >= day:
+                return {}, []
+            log.complete(run_date=day, report=report.as_dict())
+            return {}, [log]
+        self.execute("complete-offset-run", None, {}, body)
+
+    def run_offset_date(self, day: date, index: list[dict[str, Any]] | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> DayReport:
+        due_days = _due_days(deduction_window(day, self.calendar))
+        rows = [r for r in (index if index is not None else self.mandate_index()) if r["due_day"] in due_days]
+        report = DayReport(day)
+        for batch in chunked(rows, OFFSET_BATCH_SIZE):
+            batch_report = self.execute("offset-batch", None, {}, lambda batch=batch: self._offset_batch(day, batch))
+            report.add(batch_report)
+            if progress:
+                progress(len(batch), len(rows))
+        return report
+
+    def _offset_batch(self, day: date, rows: list[dict[str, Any]]) -> tuple[DayReport, list[Any]]:
+        report = DayReport(day)
+        done = self.load_many(Deduction.create_id(r["loan_no"], day) for r in rows)
+        todo = [r for r in rows if Deduction.create_id(r["loan_no"], day) not in done]
+        report.already = len(rows) - len(todo)
+        mandates = self.load_many(r["mandate_id"] for r in todo)
+        loans = self.load_many(r["loan_id"] for r in todo)
+        accounts = self.load_many(FundAccount.create_id(p["account_no"]) for m in mandates.values() for p in m.payers)
+        debits = self.load_many(m.last_debit_id for m in mandates.values() if m.last_debit_id)
+        policy = self.policy.at(day)
+        touched: dict[UUID, Any] = {}
+        self._batch_extra: list[Any] = []
+        self._batch_sequence = None
+        for row in todo:
+            mandate, loan = mandates[row["mandate_id"]], loans[row["loan_id"]]
+            debit = debits.get(mandate.last_debit_id) if mandate.last_debit_id else None
+            made = self._deduct(day, loan, mandate, debit, accounts, policy, report)
+            for aggregate in made:
+                touched[aggregate.id] = aggregate
+        report.loans = len(rows)
+        extra = self._batch_extra + ([self._batch_sequence] if self._batch_sequence is not None else [])
+        return report, [a for a in touched.values() if a.pending_events] + extra
+
+    def _deduct(self, day: date, loan: Loan, mandate: OffsetMandate, debit: BankDebit | None,
+                accounts: dict[UUID, FundAccount], policy: PolicyVersion, report: DayReport) -> list[Any]:
+        """One loan's outcome for ``day``: exactly one Deduction, with whatever it moved."""
+        reason, touched = self._skip_reason(day, loan, mandate, debit), []
+        amount_due = ZERO
+        if reason is None:
+            loan.accrue(day)
+            amount_due = loan.book.amount_due(day)
+            if amount_due.is_zero:
+                reason = "NOTHING_DUE"
+        if debit is not None and debit.state in ("CREATED", "FAILED") and reason != "DEBIT_PENDING":
+            debit.cancel(on=day, reason="superseded by the deduction of " + day.isoformat())
+            report.debits_cancelled += 1
+            touched.append(debit)
+        if reason is not None:
+            report.skipped[reason] += 1
+            return [*touched, self._record_deduction(loan, day, SKIPPED, reason, amount_due, [], ZERO, None, policy)]
+        payers = self._payers(mandate, accounts, policy)
+        parts = self._take_from_funds(day, loan, payers, split_shortfall(amount_due, payers, policy.offset),
+                                      policy, report)
+        card_amount = amount_due - Money.sum(p["amount"] for p in parts)
+        new_debit = self._card_debit(day, loan, mandate, card_amount, report) if card_amount > ZERO else None
+        report.deducted += 1
+        deduction = self._record_deduction(loan, day, DEDUCTED, None, amount_due, parts, card_amount,
+                                 new_debit.id if new_debit else None, policy)
+        return [*touched, loan, mandate, *[p.account for p in payers], *([new_debit] if new_debit else []),
+                deduction]
+
+    def _skip_reason(self, day: date, loan: Loan, mandate: OffsetMandate, debit: BankDebit | None) -> str | None:
+        if loan.state == CLOSED or loan.state != ACTIVE:
+            return "LOAN_CLOSED"
+        if not mandate.effective_on(day):
+            return "MANDATE_ENDED" if mandate.ended_on or mandate.cancelled_from else "MANDATE_NOT_EFFECTIVE"
+        if debit is not None and debit.state == "SUBMITTED":
+            return "DEBIT_PENDING"
+        return None
+
+    def _payers(self, mandate: OffsetMandate, accounts: dict[UUID, FundAccount], policy: PolicyVersion) -> list[Payer]:
+        retained = policy.account.retained_balance_min
+        payers = []
+        for entry in mandate.payers:
+            account = accounts[FundAccount.create_id(entry["account_no"])]
+            payers.append(Payer(entry["role"], account, available_for_offset(account, policy.offset, retained)))
+        return payers
+
+    def _take_from_funds(self, day: date, loan: Loan, payers: list[Payer], amounts: list[Money],
+                         policy: PolicyVersion, report: DayReport) -> list[dict[str, Any]]:
+        """Each payer's money is allocated by LN-5 where the previous one stopped; journal on the loan."""
+        parts = []
+        for payer, amount in zip(payers, amounts):
+            if amount.is_zero:
+                continue
+            posting_id = f"offset:{loan.loan_no}:{day.isoformat()}:{payer.role}"
+            payer.account.debit_for_loan(amount, day, posting_id, loan.loan_no,
+                                         policy.account.retained_balance_min if not payer.account.is_frozen
+                                         else ZERO)
+            figures = loan.pay(amount, day, f"{payer.role}-fund", posting_id, self.centre_bank_account)
+            parts.append({"role": payer.role, "account_no": payer.account.account_no, "amount": amount,
+                          "penalty": figures["penalty"], "interest": figures["interest"],
+                          "principal": figures["principal"], "allocation": figures["number"]})
+            if payer.role == "borrower":
+                report.borrower_funds += amount
+            else:
+                report.spouse_funds += amount
+        return parts
+
+    def _card_debit(self, day: date, loan: Loan, mandate: OffsetMandate, amount: Money,
+                    report: DayReport) -> BankDebit | None:
+        borrower_card = loan.card or {}
+        if not borrower_card.get("number"):
+            return None
+        if self._batch_sequence is None:  # one sequence object per batch: serials stay unique in one save
+            self._batch_sequence, _ = self.take_serials("debit", day, 0)
+        (serial,) = self._batch_sequence.take(1)
+        due_numbers = [a.number for a in loan.book.accounts if a.due_on <= day and not a.cleared]
+        debit = BankDebit(loan_no=loan.loan_no, deduction_on=day, amount=amount, bank=loan.bank, card=borrower_card,
+                          payer_name=loan.borrower_name, serial=serial,
+                          instalments=due_numbers)
+        mandate.link_debit(debit_id=debit.id)
+        report.debits_created += 1
+        report.card += amount
+        self._batch_extra.append(SerialRef(serial=serial, kind="debit", target_id=debit.id, detail={}))
+        return debit
+
+    def _record_deduction(self, loan: Loan, day: date, outcome: str, reason: str | None, amount_due: Money,
+                parts: list[dict[str, Any]], card_amount: Money, debit_id: UUID | None,
+                policy: PolicyVersion) -> Deduction:
+        rules = policy.offset
+        return Deduction(loan_no=loan.loan_no, deduction_on=day, outcome=outcome, reason=reason,
+                         amount_due=amount_due, parts=parts, card_amount=card_amount, debit_id=debit_id,
+                         rule=rules.shortfall_rule,
+                         policy_used={"shortfall_rule": rules.shortfall_rule, "cover_test": rules.cover_test,
+                                      "sealed_pays": rules.sealed_pays, "frozen_pays": rules.frozen_pays,
+                                      "retained_balance_min": str(policy.account.retained_balance_min)})
