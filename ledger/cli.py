@@ -37,6 +37,14 @@ books_app = typer.Typer(help="The double-entry books.", no_args_is_help=True)
 payout_app = typer.Typer(help="Payments instructed to the bank.", no_args_is_help=True)
 loan_app = typer.Typer(help="Fund loans (个人住房公积金贷款).", no_args_is_help=True)
 app.add_typer(loan_app, name="loan")
+offset_app = typer.Typer(help="Monthly offset repayment (按月冲还贷).", no_args_is_help=True)
+mandate_app = typer.Typer(help="Offset mandates (冲还贷协议).", no_args_is_help=True)
+debit_app = typer.Typer(help="Card debits (还款银行卡扣款).", no_args_is_help=True)
+scheduler_app = typer.Typer(help="The daily scheduler (APScheduler).", no_args_is_help=True)
+offset_app.add_typer(mandate_app, name="mandate")
+app.add_typer(offset_app, name="offset")
+app.add_typer(debit_app, name="debit")
+app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(employer_app, name="employer")
 app.add_typer(member_app, name="member")
 app.add_typer(account_app, name="account")
@@ -525,6 +533,93 @@ def loan_daily_update(on: Optional[str] = typer.Option(None), as_json: bool = Js
 def loan_reprice(on: str = typer.Option(..., help="1 January"), as_json: bool = JsonOption):
     """Move loans to the rate in force on 1 January for their tier (LN-2)."""
     run(as_json, lambda l: l.reprice_loans(parse_day(on, "on")))
+
+
+# -- monthly offset ---------------------------------------------------------------------------
+@mandate_app.command("create")
+def mandate_create(loan_no: str, spouse: bool = typer.Option(True, "--spouse/--no-spouse"), as_json: bool = JsonOption):
+    """Draft the offset mandate: borrower's account, then the spouse's (OFF-1)."""
+    run(as_json, lambda l: l.create_mandate(loan_no, today(), spouse))
+
+
+@mandate_app.command("sign")
+def mandate_sign(loan_no: str, id_number: str = typer.Option(...), as_json: bool = JsonOption):
+    """A signer signs; effective from the 1st of the month after the last signature."""
+    run(as_json, lambda l: l.sign_mandate(loan_no, id_number, today()))
+
+
+@mandate_app.command("cancel")
+def mandate_cancel(loan_no: str, id_number: str = typer.Option(...), as_json: bool = JsonOption):
+    """Either signer cancels, from the 1st of the next month."""
+    run(as_json, lambda l: l.cancel_mandate(loan_no, id_number, today()))
+
+
+def _render_offset(result: dict) -> None:
+    table = Table(title=f"offset run through {result['through']}")
+    for column in ("deduction date", "loans", "deducted", "already", "borrower funds", "spouse funds", "cards",
+                   "debits", "skipped"):
+        table.add_column(column, justify="right")
+    for day in result["dates"]:
+        skipped = ", ".join(f"{k} {v}" for k, v in day["skipped"].items()) or "-"
+        table.add_row(day["deduction_on"], str(day["loans"]), str(day["deducted"]), str(day["already_done"]),
+                      day["from_borrower_funds"], day["from_spouse_funds"], day["to_cards"],
+                      str(day["debits_created"]), skipped)
+    console.print(table)
+
+
+@offset_app.command("run")
+def offset_run(date_: Optional[str] = typer.Option(None, "--date", help="Run through this date (default today)"),
+               as_json: bool = JsonOption):
+    """Run the offset for every deduction date since the last completed run (OFF-4), by hand."""
+    day = parse_day(date_, "date") if date_ else today()
+
+    def action(ledger):
+        with Progress(TextColumn("deducting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console) as bar:
+            task = bar.add_task("offset", total=None)
+
+            def advance(count: int, total: int) -> None:
+                bar.update(task, total=total, advance=count)
+            return ledger.run_offset(day, progress=advance)
+    run(as_json, action, _render_offset)
+
+
+@debit_app.command("list")
+def debit_list(state: str = typer.Option("CREATED"), bank: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Card debits in a state (CREATED, SUBMITTED, FAILED, EXHAUSTED, COLLECTED, CANCELLED)."""
+    def action(ledger):
+        return [{"serial": d.serial, "loan_no": d.loan_no, "amount": str(d.amount), "bank": d.bank, "state": d.state,
+                 "deduction_on": d.deduction_on.isoformat(), "retries": d.retries,
+                 "failure": d.failure and {k: str(v) for k, v in d.failure.items()}}
+                for d in ledger.debits((state.upper(),), bank)]
+    run(as_json, action)
+
+
+@debit_app.command("retry")
+def debit_retry(date_: Optional[str] = typer.Option(None, "--date"), as_json: bool = JsonOption):
+    """Retry FAILED debits whose next attempt is due (OFF-3)."""
+    day = parse_day(date_, "date") if date_ else today()
+    run(as_json, lambda l: l.retry_debits(day))
+
+
+@scheduler_app.command("run")
+def scheduler_run(hour: int = typer.Option(6, min=0, max=23), minute: int = typer.Option(0, min=0, max=59)):
+    """Run the scheduler in the foreground (logs to stderr); SIGTERM stops it cleanly."""
+    import logging
+
+    from scheduler.service import run_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run_forever(STATE["db"], str(STATE["policy"]) if STATE["policy"] else None, hour, minute)
+
+
+@scheduler_app.command("run-day")
+def scheduler_run_day(date_: Optional[str] = typer.Option(None, "--date"), as_json: bool = JsonOption):
+    """Run the whole daily job once for a date, through the same code the scheduler calls."""
+    from scheduler.jobs import run_day
+
+    day = parse_day(date_, "date") if date_ else today()
+    run(as_json, lambda l: run_day(l, day))
 
 
 @app.command()
