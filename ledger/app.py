@@ -8,6 +8,7 @@ or the embedded SQLite default) with the policy and clock given; entry points
 from __future__ import annotations
 
 from ledger.aggregates.fund_account import FundAccount
+from ledger.aggregates.loan import Loan
 from ledger.application import LedgerBase
 from ledger.audit import AnchoredApplicationMixin
 from ledger.services.accounts import AccountCommands
@@ -19,13 +20,14 @@ from ledger.services.offset import OffsetCommands
 from ledger.services.withdrawals import WithdrawalCommands
 
 SNAPSHOT_INTERVAL_EVENTS = 100
+LOAN_SNAPSHOT_INTERVAL_EVENTS = 24  # a loan gains about two events a month; its book is costly to replay
 
 
 class Ledger(AnchoredApplicationMixin, AccountCommands, ContributionCommands, WithdrawalCommands, LoanCommands,
              OffsetCommands, DebitCommands, BookCommands, LedgerBase):
     """The book of record of one fund centre; every committed save extends the audit chain (AUD-1)."""
 
-    snapshotting_intervals = {FundAccount: SNAPSHOT_INTERVAL_EVENTS}
+    snapshotting_intervals = {FundAccount: SNAPSHOT_INTERVAL_EVENTS, Loan: LOAN_SNAPSHOT_INTERVAL_EVENTS}
 
     @property
     def centre_bank_account(self) -> str:

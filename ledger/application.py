@@ -113,6 +113,9 @@ class LedgerBase(Application):
         super().register_transcodings(transcoder)
         transcoder.register(MoneyAsStr())
         transcoder.register(DateAsISO())
+        from ledger.snapshot_codec import LoanBookAsData
+
+        transcoder.register(LoanBookAsData())
 
     # -- time --------------------------------------------------------------
     def today(self) -> date:

@@ -58,6 +58,13 @@ class WorkingCalendar:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("WorkingCalendar is immutable")
 
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, WorkingCalendar) and self.extra_holidays == other.extra_holidays
+                and self.extra_workdays == other.extra_workdays)
+
+    def __hash__(self) -> int:
+        return hash((self.extra_holidays, self.extra_workdays))
+
     def __deepcopy__(self, memo: dict[int, Any]) -> "WorkingCalendar":
         return self
 
