@@ -19,7 +19,7 @@ def worked_book() -> LoanBook:
     book = LoanBook.open(terms, WorkingCalendar())
     book.allocate(Money("1200.00"), date(2025, 2, 17))
     book.allocate(Money("867.79"), date(2025, 2, 25))
-    book.allocate(Money("2067.79"), date(2025, 3, 17))
+    book.allocate(book.amount_due(date(2025, 3, 17)), date(2025, 3, 17))
     book.add_waiver(date(2025, 4, 16), date(2025, 4, 30), date(2025, 4, 1))
     book.prepay(Money("10000.00"), date(2025, 4, 1), "reduce-payment")
     return book
