@@ -215,7 +215,15 @@ class LedgerBase(Application):
             yield self.mapper.to_domain_event(notification)
 
     def ids_of(self, created_topic: str) -> list[UUID]:
-        return [n.originator_id for n in self.iter_notifications(topics=[created_topic])]
+        """Ids of every aggregate created with this topic; creation events are append-only, so the
+        list is kept per process and extended from the last position seen."""
+        cache = self.__dict__.setdefault("_ids_cache", {})
+        position, ids = cache.get(created_topic, (0, []))
+        for notification in self.iter_notifications(topics=[created_topic], start=position + 1):
+            ids.append(notification.originator_id)
+            position = notification.id
+        cache[created_topic] = (position, ids)
+        return list(ids)
 
 
 def topic_of(cls: type, event_name: str) -> str:

@@ -42,7 +42,7 @@ def settle_interest_if_due(ledger: Any, day: date) -> dict[str, Any] | None:
 def reprice_if_due(ledger: Any, day: date) -> dict[str, Any] | None:
     """LN-2: loans move to the rate in force on 1 January, once a year (also after downtime)."""
     new_year = date(day.year, 1, 1)
-    if _yearly_done(ledger, "reprice", new_year) or not ledger.loan_ids():
+    if _yearly_done(ledger, "reprice", new_year):
         return None
     report = ledger.reprice_loans(new_year)
     _mark_yearly(ledger, "reprice", new_year, report)

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from ledger.aggregates.base import LedgerRuleError
-from ledger.aggregates.documents import BankReceipt, SerialRef
+from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, BankReceipt, SerialRef
 from ledger.aggregates.loan import ACTIVE, Loan
 from ledger.aggregates.offset import BankDebit, DebitStateError
 from ledger.application import NotFoundError, chunked, topic_of
@@ -52,7 +52,8 @@ class DebitCommands:
                 rows.append({"sequence": sequence, "serial": debit.serial, "amount": debit.amount,
                              "card": debit.card, "name": debit.payer_name, "loan_no": debit.loan_no})
             return {"rows": rows}, list(fresh.values())
-        return self.execute("submit-debits", f"submit:{batch_number}", {"count": len(debits)}, body)["rows"]
+        content = {"serials": sorted(d.serial for d in debits)}  # a reused batch number for other debits is refused
+        return self.execute("submit-debits", f"submit:{batch_number}", content, body)["rows"]
 
     def collect_debit(self, serial: str, host_date: date, bank_reference: str, amount: Money) -> dict[str, Any]:
         """COLLECTED: the loan is paid as of the host date; what cannot be applied goes to suspense (BNK-5)."""
@@ -106,14 +107,30 @@ class DebitCommands:
             if account is not None and not account.cleared:
                 loan.waive(first_due, until, max(on, loan.book.last_on), "debit", number)
 
+    def _failed_debits(self, on: date) -> list[BankDebit]:
+        """Debits whose failure asked for a retry by ``on`` (from the Failed events, kept per process)."""
+        cache = self.__dict__.setdefault("_failed_index", [0, {}])
+        for notification in self.iter_notifications(topics=[topic_of(BankDebit, "Failed")], start=cache[0] + 1):
+            event = self.mapper.to_domain_event(notification)
+            if event.next_attempt_on is not None:
+                cache[1][event.originator_id] = event.next_attempt_on
+            cache[0] = notification.id
+        candidates = [debit_id for debit_id, next_on in cache[1].items() if next_on <= on]
+        found = list(self.load_many(candidates).values())
+        for debit in found:
+            if debit.state != "FAILED":
+                cache[1].pop(debit.id, None)  # retried, cancelled or exhausted since
+        return found
+
     def retry_debits(self, on: date) -> dict[str, Any]:
         """Daily: FAILED debits whose next attempt is due get a new serial and the amount still due."""
-        due = [d for d in self.debits(("FAILED",)) if d.next_attempt_on and d.next_attempt_on <= on]
+        due = [d for d in self._failed_debits(on) if d.state == "FAILED" and d.next_attempt_on
+               and d.next_attempt_on <= on]
         retried = cancelled = 0
         for batch in chunked(due, DEBIT_BATCH_SIZE):
             def body(batch=batch):
                 touched, counts = [], [0, 0]
-                sequence, _ = self.take_serials("debit", on, 0)
+                sequence, _ = self.take_serials(CENTRE_SERIAL_SCOPE, on, 0)
                 for debit in self.load_many(d.id for d in batch).values():
                     loan = self.loan(debit.loan_no)
                     still_due = loan.book.amount_due(max(on, loan.book.last_on)) if loan.state == ACTIVE else ZERO

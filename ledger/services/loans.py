@@ -106,11 +106,14 @@ class LoanCommands:
         }
         instalment = monthly_payment(amount, months, rate)
         capacity = income.times(rules.income_share_max / Decimal(100))
+        # compared unrounded: a limit rounded half up to the fen would let a borderline case through
+        exact = {"city_cap": limits["city_cap"].amount, "balance_multiple": balances.amount * rules.balance_multiple,
+                 "loan_to_value": price.amount * rules.loan_to_value_max / Decimal(100)}
         for name, limit in limits.items():
-            if amount > limit:
+            if amount.amount > exact[name]:
                 raise LoanEligibilityError(f"principal {amount} exceeds the {name.replace('_', ' ')} limit {limit}",
                                            field="principal")
-        if instalment > capacity:
+        if instalment.amount > income.amount * rules.income_share_max / Decimal(100):
             raise LoanEligibilityError(f"instalment {instalment} exceeds {rules.income_share_max} % of income "
                                        f"({capacity})", field="monthly_income")
         return {**limits, "age": age, "retirement_age": retirement, "annual_rate": rate, "instalment": instalment,
@@ -126,7 +129,7 @@ class LoanCommands:
                                            "required before the application month", field="id_number")
 
     def _check_term(self, age: int, months: int, retirement: int, rules: Any) -> None:
-        if not 1 <= months <= rules.term_months_max:
+        if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= rules.term_months_max:
             raise LoanEligibilityError(f"term is 1..{rules.term_months_max} months", field="months")
         if age >= retirement:
             raise LoanEligibilityError(f"the borrower is {age}, at or past retirement age {retirement}",
@@ -162,6 +165,7 @@ class LoanCommands:
     def disburse_loan(self, loan_no: str, on: date, payee: str = "seller") -> dict[str, Any]:
         """Rate in force on disbursement (LN-2); Dr 1101 / Cr 2101 and a payout to the seller."""
         def body():
+            self.check_value_date(on, "on")  # MNY-4: never after its recording
             loan = self.loan(loan_no)
             policy = self.policy.at(on)
             terms = self._terms(loan, on, policy)
@@ -195,6 +199,7 @@ class LoanCommands:
             raise LedgerRuleError(f"source is one of {BANK_SOURCES}", field="source", rule="LN-5")
 
         def body():
+            self.check_value_date(on, "on")
             loan = self.loan(loan_no)
             figures = loan.pay(money, on, source, reference, self.centre_bank_account)
             return {"loan_no": loan_no, "amount": str(money), **as_str(figures)}, [loan]
@@ -206,6 +211,7 @@ class LoanCommands:
         money = Money.parse(principal, "principal", positive=True)
 
         def body():
+            self.check_value_date(on, "on")
             loan = self.loan(loan_no)
             self._check_no_debit_submitted(loan)
             figures = loan.prepay(money, on, mode, source, reference, self.centre_bank_account)
@@ -220,6 +226,7 @@ class LoanCommands:
 
     def pay_off_loan(self, loan_no: str, on: date, reference: str, source: str = "counter") -> dict[str, Any]:
         def body():
+            self.check_value_date(on, "on")
             loan = self.loan(loan_no)
             self._check_no_debit_submitted(loan)
             figures = loan.pay_off(on, source, reference, self.centre_bank_account)
@@ -238,6 +245,7 @@ class LoanCommands:
 
     def reverse_loan_payment(self, loan_no: str, allocation: int, on: date, reason: str) -> dict[str, Any]:
         def body():
+            self.check_value_date(on, "on")
             loan = self.loan(loan_no)
             result = loan.reverse_payment(allocation, on, reason)
             return {"loan_no": loan_no, **as_str(result)}, [loan]
@@ -249,6 +257,7 @@ class LoanCommands:
         """不作逾期处理 for one loan, one employer's members, or all loans; may be declared late."""
         if end_on < start_on:
             raise LedgerRuleError("the waiver ends before it starts", field="end_on", rule="LN-8")
+        self.check_value_date(declared_on, "declared_on")  # MNY-4
         targets = self._waiver_targets(scope, loan_no, employer_code)
         applied, refunds = 0, ZERO
         for batch in chunked(targets, LOAN_BATCH_SIZE):
@@ -328,8 +337,8 @@ class LoanCommands:
             def body(batch=batch):
                 touched = []
                 for loan in self.load_many(batch).values():
-                    if loan.state != ACTIVE or loan.months <= 12:
-                        continue
+                    if loan.state != ACTIVE or loan.months <= 12 or loan.disbursed_on >= on:
+                        continue  # a loan disbursed since took the rate in force on its disbursement
                     rate = policy.loan.rate_on(on, months=loan.months, second_home=loan.second_home)
                     if loan.reprice(rate, on) is not None:
                         touched.append(loan)
@@ -388,6 +397,7 @@ class LoanCommands:
     def suspense_total(self, day: date) -> Money:
         """GL-2 2102: the bank receipts' suspense plus loan money beyond the amount due (LN-5, BNK-5)."""
         return super().suspense_total(day) + self.loan_subledger(day)["suspense"]
+
 
 def schedule_rows(principal: str, months: int, annual_rate: str, method: str, disbursed_on: date) -> list[dict[str, str]]:
     """``gjj loan schedule``: a pure calculation (LN-3, LN-4), no database."""

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 from uuid import UUID
 
 from ledger.aggregates.base import LedgerRuleError
-from ledger.aggregates.documents import SerialRef
+from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, SerialRef
 from ledger.aggregates.fund_account import CLOSED as ACCOUNT_CLOSED
 from ledger.aggregates.fund_account import SEALED, FundAccount
 from ledger.aggregates.loan import ACTIVE, CLOSED, Loan
@@ -211,11 +211,14 @@ class OffsetCommands:
 
     def mandate_index(self) -> list[dict[str, Any]]:
         """Every mandate with its loan and due day (from the mandates' creation events)."""
-        rows = []
-        for event in self.iter_events(topics=[topic_of(OffsetMandate, "Drafted")]):
-            rows.append({"mandate_id": event.originator_id, "loan_id": event.loan_id, "loan_no": event.loan_no,
-                         "due_day": event.due_day})
-        return rows
+        cache = self.__dict__.setdefault("_mandate_index", [0, []])
+        for notification in self.iter_notifications(topics=[topic_of(OffsetMandate, "Drafted")],
+                                                    start=cache[0] + 1):
+            event = self.mapper.to_domain_event(notification)
+            cache[1].append({"mandate_id": event.originator_id, "loan_id": event.loan_id,
+                             "loan_no": event.loan_no, "due_day": event.due_day})
+            cache[0] = notification.id
+        return list(cache[1])
 
     # -- the daily run (OFF-2, OFF-4) ---------------------------------------------------------
     def run_offset(self, through: date, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -283,10 +286,14 @@ class OffsetCommands:
                 accounts: dict[UUID, FundAccount], policy: PolicyVersion, report: DayReport) -> list[Any]:
         """One loan's outcome for ``day``: exactly one Deduction, with whatever it moved."""
         reason, touched = self._skip_reason(day, loan, mandate, debit), []
-        amount_due = ZERO
+        amount_due, value_on = ZERO, day
         if reason is None:
-            loan.accrue(day)
-            amount_due = loan.book.amount_due(day)
+            # A catch-up (OFF-4) may find the loan posted after ``day`` while the run was down (a counter
+            # payment, a waiver, a repricing): its book cannot take a payment dated before that, so the
+            # deduction is value-dated the book's date (never after today).
+            value_on = max(day, loan.book.last_on)
+            loan.accrue(value_on)
+            amount_due = loan.book.amount_due(value_on)
             if amount_due.is_zero:
                 reason = "NOTHING_DUE"
         if debit is not None and debit.state in ("CREATED", "FAILED") and reason != "DEBIT_PENDING":
@@ -297,8 +304,8 @@ class OffsetCommands:
             report.skipped[reason] += 1
             return [*touched, self._record_deduction(loan, day, SKIPPED, reason, amount_due, [], ZERO, None, policy)]
         payers = self._payers(mandate, accounts, policy)
-        parts = self._take_from_funds(day, loan, payers, split_shortfall(amount_due, payers, policy.offset),
-                                      policy, report)
+        parts = self._take_from_funds(day, value_on, loan, payers,
+                                      split_shortfall(amount_due, payers, policy.offset), policy, report)
         card_amount = amount_due - Money.sum(p["amount"] for p in parts)
         new_debit = self._card_debit(day, loan, mandate, card_amount, report) if card_amount > ZERO else None
         report.deducted += 1
@@ -324,7 +331,7 @@ class OffsetCommands:
             payers.append(Payer(entry["role"], account, available_for_offset(account, policy.offset, retained)))
         return payers
 
-    def _take_from_funds(self, day: date, loan: Loan, payers: list[Payer], amounts: list[Money],
+    def _take_from_funds(self, day: date, value_on: date, loan: Loan, payers: list[Payer], amounts: list[Money],
                          policy: PolicyVersion, report: DayReport) -> list[dict[str, Any]]:
         """Each payer's money is allocated by LN-5 where the previous one stopped; journal on the loan."""
         parts = []
@@ -332,13 +339,14 @@ class OffsetCommands:
             if amount.is_zero:
                 continue
             posting_id = f"offset:{loan.loan_no}:{day.isoformat()}:{payer.role}"
-            payer.account.debit_for_loan(amount, day, posting_id, loan.loan_no,
+            payer.account.debit_for_loan(amount, value_on, posting_id, loan.loan_no,
                                          policy.account.retained_balance_min if not payer.account.is_frozen
                                          else ZERO)
-            figures = loan.pay(amount, day, f"{payer.role}-fund", posting_id, self.centre_bank_account)
+            figures = loan.pay(amount, value_on, f"{payer.role}-fund", posting_id, self.centre_bank_account)
             parts.append({"role": payer.role, "account_no": payer.account.account_no, "amount": amount,
                           "penalty": figures["penalty"], "interest": figures["interest"],
-                          "principal": figures["principal"], "allocation": figures["number"]})
+                          "principal": figures["principal"], "allocation": figures["number"],
+                          "value_date": value_on})
             if payer.role == "borrower":
                 report.borrower_funds += amount
             else:
@@ -351,7 +359,7 @@ class OffsetCommands:
         if not borrower_card.get("number"):
             return None
         if self._batch_sequence is None:  # one sequence object per batch: serials stay unique in one save
-            self._batch_sequence, _ = self.take_serials("debit", day, 0)
+            self._batch_sequence, _ = self.take_serials(CENTRE_SERIAL_SCOPE, day, 0)
         (serial,) = self._batch_sequence.take(1)
         due_numbers = [a.number for a in loan.book.accounts if a.due_on <= day and not a.cleared]
         debit = BankDebit(loan_no=loan.loan_no, deduction_on=day, amount=amount, bank=loan.bank, card=borrower_card,
