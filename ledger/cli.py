@@ -638,7 +638,12 @@ def demo(path: Path = typer.Option(Path("gjj-data/demo.sqlite3"), help="A fresh 
 
 
 def main() -> None:
-    app()
+    """Entry point: register the command groups that live in their own modules, then run."""
+    import importlib
+
+    cli = importlib.import_module("ledger.cli")  # the same module object even under ``python -m``
+    importlib.import_module("ledger.cli_reports")  # projections, statement, audit (ADR 0008)
+    cli.app()
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ class EntryKind(_Labelled):
     COURT_DEDUCTION = ("COURT_DEDUCTION", "司法扣划", "debit")
     TRANSFER_OUT = ("TRANSFER_OUT", "转出", "debit")
     INTEREST_ADJUSTMENT = ("INTEREST_ADJUSTMENT", "利息调整", "either")
+    PAYOUT_RETURNED = ("PAYOUT_RETURNED", "退回", "credit")
+    RECOVERY = ("RECOVERY", "追回", "credit")
 
     def __init__(self, code: str, label_zh: str, side: str) -> None:
         super().__init__(code, label_zh)

@@ -1,0 +1,301 @@
+"""Handlers for employers (缴存单位), members (缴存职工) and fund accounts (个人账户).
+
+Each handler mirrors what the aggregate's ``@event`` method does to its own state, into
+read rows: ``rm_accounts`` (state, national export code, balance), ``rm_account_lines``
+(one row per posting: value date, recorded time, kind in Chinese, signed fen amount,
+reversal marks COR-1, reason 06 and loan number for offsets OFF-5), ``rm_account_states``
+(state history for "state as of D"), ``rm_members`` and ``rm_employers``. A reversal line
+copies the kind and period of the posting it mirrors so that a statement and a
+certificate can net it without another lookup.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ledger.aggregates.fund_account import (
+    CLOSE_CODES,
+    CLOSED,
+    FROZEN_CODE,
+    KIND_NAMES_ZH,
+    NORMAL,
+    SEALED,
+    STATE_CODES,
+    FundAccount,
+)
+from ledger.aggregates.parties import Employer, Member
+from ledger.money import Money
+from ledger.projections import tables
+from ledger.projections.batch import Batch, dump_json, fen
+from ledger.projections.registry import REGISTRY, EventMeta, ProjectionError
+
+OFFSET_REASON_CODE = "06"
+REVERSAL_ZH = "冲正"
+EVIDENCE_REFERENCES = ("contract_number", "certificate_number", "permit_number")
+
+REGISTRY.entity("employers", tables.employers, "employer_id")
+REGISTRY.entity("members", tables.members, "member_id")
+REGISTRY.entity("accounts", tables.accounts, "account_id")
+
+OWN_ACCOUNT = (("@id", "accounts"),)
+OWN_MEMBER = (("@id", "members"),)
+OWN_EMPLOYER = (("@id", "employers"),)
+
+
+# -- employers ---------------------------------------------------------------------------
+@REGISTRY.handles(Employer, "Opened", prefetch=OWN_EMPLOYER)
+def employer_opened(batch: Batch, event: Any, meta: EventMeta) -> None:
+    batch.put("employers", {
+        "employer_id": meta.aggregate_id, "credit_code": event.credit_code, "name": event.name,
+        "bank_account": event.bank_account, "state": "01", "opened_on": event.opened_on,
+        "ratios_json": "[]", "deferrals_json": "[]", "version": meta.version,
+    })
+
+
+@REGISTRY.handles(Employer, "RatiosSet", "Deferred", "StateChanged", prefetch=OWN_EMPLOYER)
+def employer_changed(batch: Batch, event: Any, meta: EventMeta) -> None:
+    row = batch.require("employers", meta.aggregate_id, meta.position)
+    if meta.event_name == "RatiosSet":
+        ratios = [r for r in json.loads(row["ratios_json"]) if r[0] != event.from_period]
+        ratios.append([event.from_period, str(event.employer_ratio), str(event.employee_ratio)])
+        row["ratios_json"] = dump_json(sorted(ratios))
+    elif meta.event_name == "Deferred":
+        deferrals = json.loads(row["deferrals_json"])
+        deferrals.append({"first": event.first_period, "last": event.last_period,
+                          "deadline": event.deadline.isoformat()})
+        row["deferrals_json"] = dump_json(deferrals)
+    else:
+        row["state"] = event.state
+    row["version"] = meta.version
+    batch.put("employers", row)
+
+
+# -- members -------------------------------------------------------------------------------
+@REGISTRY.handles(Member, "Registered", prefetch=OWN_MEMBER)
+def member_registered(batch: Batch, event: Any, meta: EventMeta) -> None:
+    batch.put("members", {
+        "member_id": meta.aggregate_id, "id_number": event.id_number, "name": event.name,
+        "birth_date": event.birth_date, "sex": event.sex, "employer_id": str(event.employer_id),
+        "account_no": event.account_no, "spouse_id": None, "card_bank": None, "loans_used": 0,
+        "loan_marks_json": "[]", "fraud_records_json": "[]", "version": meta.version,
+    })
+
+
+@REGISTRY.handles(Member, "EmployerChanged", "SpouseLinked", "SpouseUnlinked", "CardSet", "LoanMarked",
+                  "FraudRecorded", prefetch=OWN_MEMBER)
+def member_changed(batch: Batch, event: Any, meta: EventMeta) -> None:
+    row = batch.require("members", meta.aggregate_id, meta.position)
+    name = meta.event_name
+    if name == "EmployerChanged":
+        row["employer_id"] = str(event.employer_id)
+    elif name == "SpouseLinked":
+        row["spouse_id"] = str(event.spouse_id)
+    elif name == "SpouseUnlinked":
+        row["spouse_id"] = None
+    elif name == "CardSet":
+        row["card_bank"] = event.card.get("bank")
+    elif name == "LoanMarked":
+        _mark_loan(row, event, meta)
+    else:
+        records = json.loads(row["fraud_records_json"])
+        records.append([event.value_date.isoformat(), event.reference])
+        row["fraud_records_json"] = dump_json(records)
+    row["version"] = meta.version
+    batch.put("members", row)
+
+
+def _mark_loan(row: dict[str, Any], event: Any, meta: EventMeta) -> None:
+    """Mirror ``Member.mark_loan``: loans used counts each move to 'outstanding'."""
+    marks = json.loads(row["loan_marks_json"])
+    current = {loan: mark for _at, loan, mark in marks}
+    if event.mark == "outstanding" and current.get(event.loan_id) != "outstanding":
+        row["loans_used"] += 1
+    marks.append([meta.recorded_at_utc.isoformat(), event.loan_id, event.mark])
+    row["loan_marks_json"] = dump_json(marks)
+
+
+# -- fund accounts: states ---------------------------------------------------------------------
+def export_code(row: dict[str, Any]) -> str:
+    """ACC-1 national code; a frozen account exports as 06 whatever its state."""
+    if row["is_frozen"]:
+        return FROZEN_CODE
+    if row["state"] == CLOSED:
+        return CLOSE_CODES.get(row["close_reason"] or "withdrawal", "05")
+    return STATE_CODES[row["state"]]
+
+
+def _record_state(batch: Batch, row: dict[str, Any], meta: EventMeta, value_date: Any) -> None:
+    row["is_frozen"] = bool(json.loads(row["freezes_json"]))
+    row["export_code"] = export_code(row)
+    batch.append(tables.account_states, {
+        "position": meta.position, "account_no": row["account_no"], "value_date": value_date,
+        "recorded_at_utc": meta.recorded_at_utc, "event": meta.event_name, "state": row["state"],
+        "export_code": row["export_code"],
+    })
+
+
+@REGISTRY.handles(FundAccount, "Opened", prefetch=(("@id", "accounts"), ("member_id", "members")))
+def account_opened(batch: Batch, event: Any, meta: EventMeta) -> None:
+    member = batch.require("members", str(event.member_id), meta.position)
+    row = {
+        "account_id": meta.aggregate_id, "account_no": event.account_no, "member_id": str(event.member_id),
+        "member_name": member["name"], "id_number": member["id_number"], "employer_id": str(event.employer_id),
+        "state": NORMAL, "export_code": STATE_CODES[NORMAL], "is_frozen": False, "close_reason": None,
+        "opened_on": event.opened_on, "sealed_on": None, "closed_on": None, "agreement": None,
+        "balance_fen": 0, "bases_json": "[]", "freezes_json": "{}", "version": meta.version,
+    }
+    _record_state(batch, row, meta, event.opened_on)
+    batch.put("accounts", row)
+
+
+@REGISTRY.handles(FundAccount, "Sealed", "Unsealed", "Reopened", "Closed", "Frozen", "Unfrozen",
+                  prefetch=OWN_ACCOUNT)
+def account_state_changed(batch: Batch, event: Any, meta: EventMeta) -> None:
+    row = batch.require("accounts", meta.aggregate_id, meta.position)
+    name = meta.event_name
+    if name in ("Sealed", "Reopened"):
+        row.update(state=SEALED, sealed_on=event.value_date)
+        if name == "Reopened":
+            row.update(close_reason=None, closed_on=None)
+    elif name == "Unsealed":
+        row.update(state=NORMAL, sealed_on=None, employer_id=str(event.employer_id))
+    elif name == "Closed":
+        row.update(state=CLOSED, close_reason=event.reason, closed_on=event.value_date)
+    else:
+        _change_freezes(row, event, name)
+    row["version"] = meta.version
+    _record_state(batch, row, meta, event.value_date)
+    batch.put("accounts", row)
+
+
+def _change_freezes(row: dict[str, Any], event: Any, name: str) -> None:
+    freezes = json.loads(row["freezes_json"])
+    if name == "Frozen":
+        amount = None if event.amount is None else str(event.amount)
+        freezes[event.freeze_id] = {"authority": event.authority, "document": event.document, "amount": amount,
+                                    "from": event.value_date.isoformat(),
+                                    "until": event.until.isoformat() if event.until else None}
+    else:
+        freezes.pop(event.freeze_id, None)
+    row["freezes_json"] = dump_json(freezes)
+
+
+@REGISTRY.handles(FundAccount, "BaseSet", "AgreementSet", prefetch=OWN_ACCOUNT)
+def account_terms_changed(batch: Batch, event: Any, meta: EventMeta) -> None:
+    row = batch.require("accounts", meta.aggregate_id, meta.position)
+    if meta.event_name == "BaseSet":
+        bases = [b for b in json.loads(row["bases_json"]) if b[0] != event.from_period]
+        bases.append([event.from_period, str(event.base)])
+        row["bases_json"] = dump_json(sorted(bases))
+    else:
+        row["agreement"] = event.agreement
+    row["version"] = meta.version
+    batch.put("accounts", row)
+
+
+# -- fund accounts: postings --------------------------------------------------------------------
+def post_line(batch: Batch, row: dict[str, Any], meta: EventMeta, line_no: int, **line: Any) -> dict[str, Any]:
+    """Append one posting (``amount`` Money or ``amount_fen``) to the account's lines and move its balance."""
+    amount_fen = line["amount_fen"] if "amount_fen" in line else fen(line["amount"])
+    record = {
+        "position": meta.position, "line_no": line_no, "account_no": row["account_no"],
+        "value_date": line["value_date"], "recorded_at_utc": meta.recorded_at_utc, "kind": line["kind"],
+        "kind_zh": REVERSAL_ZH if line["kind"] == "reversal" else KIND_NAMES_ZH.get(line["kind"], line["kind"]),
+        "amount_fen": amount_fen, "posting_id": line["posting_id"],
+        "original_posting_id": line.get("original_posting_id"), "is_reversal": line["kind"] == "reversal",
+        "reverses_kind": line.get("reverses_kind"), "period": line.get("period"),
+        "reason_code": line.get("reason_code", ""), "reference": line.get("reference", "")[:200],
+    }
+    row["balance_fen"] += record["amount_fen"]
+    batch.append(tables.account_lines, record)
+    return record
+
+
+@REGISTRY.handles(FundAccount, "Contributed", prefetch=OWN_ACCOUNT)
+def contributed(batch: Batch, event: Any, meta: EventMeta) -> None:
+    row = batch.require("accounts", meta.aggregate_id, meta.position)
+    post_line(batch, row, meta, 1, value_date=event.value_date, kind=event.kind,
+              amount_fen=fen(event.employer_amount) + fen(event.employee_amount), posting_id=event.posting_id,
+              period=event.period, reference=f"{event.period} {event.document_key}")
+    row["version"] = meta.version
+    batch.put("accounts", row)
+
+
+@REGISTRY.handles(FundAccount, "Withdrawn", prefetch=OWN_ACCOUNT)
+def withdrawn(batch: Batch, event: Any, meta: EventMeta) -> None:
+    row = batch.require("accounts", meta.aggregate_id, meta.position)
+    evidence = event.evidence or {}
+    reference = next((str(evidence[k]) for k in EVIDENCE_REFERENCES if evidence.get(k)), event.kind)
+    post_line(batch, row, meta, 1, value_date=event.value_date, kind="withdrawal", amount=-event.amount,
+              posting_id=event.posting_id, reason_code=event.code, reference=reference)
+    if event.closing:
+        row.update(state=CLOSED, close_reason="withdrawal", closed_on=event.value_date)
+        _record_state(batch, row, meta, event.value_date)
+    row["version"] = meta.version
+    batch.put("accounts", row)
+
+
+@REGISTRY.handles(FundAccount, "CourtDeducted", prefetch=OWN_ACCOUNT)
+def court_deducted(batch: Batch, event: Any, meta: EventMeta) -> None:
+    row = batch.require("accounts", meta.aggregate_id, meta.position)
+    post_line(batch, row, meta, 1, value_date=event.value_date, kind="court-deduction", amount=-event.amount,
+              posting_id=event.posting_id, reference=event.document)
+    freezes = json.loads(row["freezes_json"])
+    for freeze in freezes.values():  # mirrors FundAccount._court_deducted
+        if freeze["authority"] == "court" and freeze["amount"] is not None:
+            freeze["amount"] = str((Money(freeze["amount"]) - event.amount).max(Money(0)))
+    row["freezes_json"] = dump_json(freezes)
+    row["version"] = meta.version
+    batch.put("accounts", row)
+
+
+@REGISTRY.handles(FundAccount, "DebitedForLoan", prefetch=OWN_ACCOUNT)
+def debited_for_loan(batch: Batch, event: Any, meta: EventMeta) -> None:
+    """OFF-5: a withdrawal with reason 06 marked with the loan number."""
+    row = batch.require("accounts", meta.aggregate_id, meta.position)
+    post_line(batch, row, meta, 1, value_date=event.value_date, kind=event.kind, amount=-event.amount,
+              posting_id=event.posting_id, reason_code=OFFSET_REASON_CODE, reference=event.loan_no)
+    row["version"] = meta.version
+    batch.put("accounts", row)
+
+
+@REGISTRY.handles(FundAccount, "CreditedBack", prefetch=OWN_ACCOUNT)
+def credited_back(batch: Batch, event: Any, meta: EventMeta) -> None:
+    row = batch.require("accounts", meta.aggregate_id, meta.position)
+    original = batch.find_line(row["account_no"], event.original_posting_id)
+    post_line(batch, row, meta, 1, value_date=event.value_date, kind=event.reason, amount=event.amount,
+              posting_id=event.posting_id, original_posting_id=event.original_posting_id,
+              reason_code=original["reason_code"] if original else "", reference=event.original_posting_id)
+    row["version"] = meta.version
+    batch.put("accounts", row)
+
+
+@REGISTRY.handles(FundAccount, "InterestSettled", prefetch=OWN_ACCOUNT)
+def interest_settled(batch: Batch, event: Any, meta: EventMeta) -> None:
+    row = batch.require("accounts", meta.aggregate_id, meta.position)
+    if not event.interest.is_zero:
+        post_line(batch, row, meta, 1, value_date=event.value_date, kind="interest", amount=event.interest,
+                  posting_id=event.posting_id, reference=f"{event.start.isoformat()}~{event.end.isoformat()}")
+    row["version"] = meta.version
+    batch.put("accounts", row)
+
+
+@REGISTRY.handles(FundAccount, "Reversed", prefetch=OWN_ACCOUNT)
+def reversed_(batch: Batch, event: Any, meta: EventMeta) -> None:
+    """COR-1: the mirror line marked 冲正; COR-3: the interest adjustment on the correction day."""
+    row = batch.require("accounts", meta.aggregate_id, meta.position)
+    original = batch.find_line(row["account_no"], event.posting_id)
+    if original is None:
+        raise ProjectionError(f"reversal of unknown posting {event.posting_id}", meta.position)
+    post_line(batch, row, meta, 1, value_date=event.value_date, kind="reversal", amount=event.amount,
+              posting_id=event.reversal_id, original_posting_id=event.posting_id,
+              reverses_kind=original["kind"], period=original["period"], reason_code=original["reason_code"],
+              reference=event.reason)
+    if not event.interest_adjustment.is_zero:
+        post_line(batch, row, meta, 2, value_date=event.correction_date, kind="interest-adjustment",
+                  amount=event.interest_adjustment, posting_id=event.reversal_id + ":interest",
+                  original_posting_id=event.posting_id, reference=event.reason)
+    row["version"] = meta.version
+    batch.put("accounts", row)
+

@@ -1,0 +1,108 @@
+"""Which handler projects which event topic, and which read rows it needs loaded first.
+
+A handler is registered per event topic (``@REGISTRY.handles(FundAccount, "Contributed")``)
+and is called as ``handler(batch, event, meta)`` for every such event, in notification
+order. ``prefetch`` names the entity rows the handler reads or writes, so that the
+projector loads a whole page's rows in a few ``IN`` queries instead of one query per event:
+``("@id", "accounts")`` is the event's own aggregate, ``("member_id", "members")`` the row
+whose key is the event's ``member_id`` attribute. Entities are tables keyed by one column
+(``REGISTRY.entity("accounts", tables.accounts, "account_id")``). A *finalizer* runs once per
+page after its events, for rows derived from a whole aggregate (a loan's instalments) that
+are cheaper to write once than per event. Modules of handlers add
+themselves on import (``ledger.projections.fund``, ``ledger.projections.loans``); a topic
+with no handler is skipped without being decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from sqlalchemy import Table
+
+from ledger.application import topic_of
+
+Handler = Callable[[Any, Any, "EventMeta"], None]
+
+
+class ProjectionError(RuntimeError):
+    """An event cannot be projected: the read side would be wrong, so it stops (ADR 0008)."""
+
+    rule = "ST-1"
+
+    def __init__(self, message: str, position: int | None = None):
+        self.position = position
+        self.field = "position"
+        where = f"position {position}: " if position is not None else ""
+        super().__init__(f"{where}{message}")
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    """Where an event sits in the log and when it was recorded (MNY-4)."""
+
+    position: int
+    recorded_at_utc: datetime
+    aggregate_id: str
+    version: int
+    aggregate_type: str
+    event_name: str
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A read table keyed by one column whose rows handlers load, change and write back whole."""
+
+    name: str
+    table: Table
+    key_column: str
+
+
+@dataclass(frozen=True)
+class Registration:
+    topic: str
+    handler: Handler
+    prefetch: tuple[tuple[str, str], ...]
+
+
+@dataclass
+class Registry:
+    """Topic → handlers, entity tables, and every table the projection owns."""
+
+    by_topic: dict[str, list[Registration]] = field(default_factory=dict)
+    entities: dict[str, Entity] = field(default_factory=dict)
+    finalizers: list[Callable[[Any], None]] = field(default_factory=list)
+
+    def entity(self, name: str, table: Table, key_column: str) -> None:
+        assert name not in self.entities or self.entities[name].table is table, name
+        self.entities[name] = Entity(name, table, key_column)
+
+    def handles(self, cls: type, *event_names: str,
+                prefetch: tuple[tuple[str, str], ...] = ()) -> Callable[[Handler], Handler]:
+        """Register the decorated function for ``cls``'s events named ``event_names``."""
+        def register(handler: Handler) -> Handler:
+            for event_name in event_names:
+                self.add(topic_of(cls, event_name), handler, prefetch)
+            return handler
+        return register
+
+    def add(self, topic: str, handler: Handler, prefetch: tuple[tuple[str, str], ...] = ()) -> None:
+        for _attribute, entity_name in prefetch:
+            assert entity_name in self.entities, f"register entity {entity_name!r} before its handlers"
+        registrations = self.by_topic.setdefault(topic, [])
+        if any(r.handler is handler for r in registrations):
+            return  # a module imported twice registers once
+        registrations.append(Registration(topic, handler, prefetch))
+
+    def finalizer(self, function: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Register ``function(batch)``, run once per page after its events, before the flush."""
+        if function not in self.finalizers:
+            self.finalizers.append(function)
+        return function
+
+    def handlers_for(self, topic: str) -> list[Registration]:
+        return self.by_topic.get(topic, [])
+
+
+REGISTRY = Registry()
