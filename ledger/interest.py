@@ -28,6 +28,12 @@ class InterestResult:
     interest: Money
     method: str
     rates: tuple[tuple[date, Decimal], ...]
+    year_start: date | None = None  # the interest year this part belongs to, when it starts mid-year
+
+    @property
+    def year_key(self) -> str:
+        """The interest year's key on the account: the calendar year it starts in ("2024" = 2024-07-01 on)."""
+        return str((self.year_start or self.start).year)
 
 
 def interest_year(day: date, start_month: int = 7) -> tuple[date, date]:

@@ -86,7 +86,14 @@ class Money:
         positive: bool = False,
         allow_negative: bool = False,
     ) -> "Money":
-        """Parse an input amount; ``positive`` for commands that move money."""
+        """Parse an input amount; ``positive`` for commands that move money.
+
+        MNY-1: 0–2 decimals as written, so ``5.000`` is refused like ``5.001``
+        (the constructor, for computed values, only refuses a lost fen).
+        """
+        exponent = _to_decimal(value, field).as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -2:
+            raise MoneyError(field, "MNY-1 at most 2 decimal places", value)
         money = cls(value, field)
         if money.amount < 0 and not allow_negative:
             raise MoneyError(field, "MNY-1 a negative amount is refused here", value)

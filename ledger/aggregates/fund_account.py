@@ -129,17 +129,37 @@ class FundAccount(LedgerAggregate):
         if self.state == CLOSED:
             raise AccountStateError(f"account {self.account_no} is closed", field="account")
 
-    def check_can_contribute(self, period: str) -> None:
+    def check_can_contribute(self, period: str, kind: str = "remittance") -> None:
+        """ACC-2: contributions only in NORMAL; while SEALED only a back-payment for a period before sealing."""
         self.check_open()
         if self.state == SEALED:
             sealed_period = self.sealed_on.strftime("%Y-%m") if self.sealed_on else ""
-            if period >= sealed_period:
+            if kind != "back-payment" or period >= sealed_period:
                 raise AccountStateError("a sealed account accepts only back-payments for periods before sealing",
                                         field="period", rule="ACC-2")
 
-    def check_debit(self, amount: Money, retained_balance_min: Money, *, closing: bool = False) -> None:
+    def lowest_balance_from(self, day: date) -> Money:
+        """The lowest end-of-day balance as of ``day`` or any later value date.
+
+        ACC-3 with MNY-4: a debit value-dated ``day`` (or a reversal of a credit of that day) must
+        leave every balance from then on at zero or above, not only today's.
+        """
+        by_day: dict[date, Decimal] = {}
+        for value_date, amount, *_ in self.movements:
+            if value_date > day:
+                by_day[value_date] = by_day.get(value_date, Decimal(0)) + amount
+        running = self.balance_as_of(day).amount
+        lowest = running
+        for value_date in sorted(by_day):
+            running += by_day[value_date]
+            lowest = min(lowest, running)
+        return Money(lowest)
+
+    def check_debit(self, amount: Money, retained_balance_min: Money, *, closing: bool = False,
+                    value_date: date | None = None) -> None:
         self.check_open()
-        available = (self.balance - self.frozen_sum).max(ZERO)
+        balance = self.balance if value_date is None else self.balance.min(self.lowest_balance_from(value_date))
+        available = (balance - self.frozen_sum).max(ZERO)
         if not closing:
             available = (available - retained_balance_min).max(ZERO)
         if amount > available:
@@ -158,7 +178,7 @@ class FundAccount(LedgerAggregate):
                             value_date: date, document_key: str, bank_account: str, posting_id: str,
                             debit_account: str | None = None) -> None:
         """Dr 1001 (the money arrived) or Dr 2102 (it waited in suspense) / Cr 2001."""
-        self.check_can_contribute(period) if kind == "remittance" else self.check_open()
+        self.check_can_contribute(period, kind)
         if kind == "remittance" and "remittance" in self.credited.get(period, {}):
             raise PeriodAlreadyCreditedError(f"period {period} is already credited by remittance", field="period")
         amount = employer_amount + employee_amount
@@ -193,12 +213,16 @@ class FundAccount(LedgerAggregate):
         """WD-1..3: a withdrawal instructed to the bank (Dr 2001 / Cr 2101)."""
         self.check_open()
         if self.is_frozen:
-            raise AccountFrozenError("a frozen account cannot withdraw", field="account")
+            # ACC-5: available excludes the frozen sum; the rest stays withdrawable, a closing one is not.
+            unfrozen = (self.balance - self.frozen_sum - retained_balance_min).max(ZERO)
+            if closing or amount > unfrozen:
+                raise AccountFrozenError(f"{self.frozen_sum} of the balance is frozen; at most {unfrozen} may be "
+                                         f"withdrawn and the account cannot be closed", field="account")
         if closing and interest is not None and not interest.interest.is_zero:
             self._settle(interest, value_date - timedelta(days=1), posting_id + ":interest", closing=True)
         if closing:
             amount = self.balance
-        self.check_debit(amount, retained_balance_min, closing=closing)
+        self.check_debit(amount, retained_balance_min, closing=closing, value_date=value_date)
         journal = balanced([journal_line(GL_FUND, "Dr", amount), journal_line(GL_CLEARING, "Cr", amount)])
         self._withdrawn(kind=kind, code=code, amount=amount, value_date=value_date, evidence=evidence,
                         posting_id=posting_id, payee=payee, closing=closing, journal=journal,
@@ -223,9 +247,9 @@ class FundAccount(LedgerAggregate):
         court_freezes = [f for f in self.freezes.values() if f["authority"] == "court"]
         if self.is_frozen and not court_freezes:
             raise AccountFrozenError("only a court may deduct from an account the centre froze", field="authority")
-        self.check_debit(amount, ZERO, closing=True) if not self.is_frozen else None
-        if amount > self.balance:
-            raise InsufficientBalanceError(f"deduction {amount} exceeds the balance {self.balance}", field="amount")
+        within = self.balance.min(self.lowest_balance_from(value_date))  # frozen money included: a court takes it
+        if amount > within:
+            raise InsufficientBalanceError(f"deduction {amount} exceeds the balance {within}", field="amount")
         journal = balanced([journal_line(GL_FUND, "Dr", amount), journal_line(GL_CLEARING, "Cr", amount)])
         self._court_deducted(amount=amount, value_date=value_date, document=document, posting_id=posting_id,
                              journal=journal)
@@ -242,7 +266,7 @@ class FundAccount(LedgerAggregate):
                        retained_balance_min: Money, kind: str = "offset") -> None:
         """OFF-2/SW-1: the fund part of a repayment; the journal sits on the loan's payment."""
         self.check_open()
-        self.check_debit(amount, retained_balance_min)
+        self.check_debit(amount, retained_balance_min, value_date=value_date)
         self._debited_for_loan(amount=amount, value_date=value_date, posting_id=posting_id, loan_no=loan_no,
                                kind=kind)
 
@@ -345,15 +369,15 @@ class FundAccount(LedgerAggregate):
 
     # -- interest (INT) ---------------------------------------------------------
     def settle_interest(self, result: InterestResult, posting_id: str) -> None:
-        year_key = str(result.start.year)
-        if year_key in self.interest_years:
+        settled = self.interest_years.get(result.year_key)
+        if settled is not None and settled["end"] >= result.end:
             return
         self._settle(result, result.end, posting_id, closing=False)
 
     def _settle(self, result: InterestResult, value_date: date, posting_id: str, closing: bool) -> None:
         journal = balanced([journal_line(GL_INTEREST_EXPENSE, "Dr", result.interest),
                             journal_line(GL_FUND, "Cr", result.interest)])
-        self._interest_settled(year=str(result.start.year), start=result.start, end=result.end,
+        self._interest_settled(year=result.year_key, start=result.start, end=result.end,
                                product=result.product, interest=result.interest, method=result.method,
                                rates=[[d, r] for d, r in result.rates], value_date=value_date,
                                posting_id=posting_id, closing=closing, journal=journal)
@@ -362,8 +386,15 @@ class FundAccount(LedgerAggregate):
     def _interest_settled(self, year: str, start: date, end: date, product: Decimal, interest: Money, method: str,
                           rates: list[list[Any]], value_date: date, posting_id: str, closing: bool,
                           journal: list[dict[str, Any]]) -> None:
-        self.interest_years[year] = {"start": start, "end": end, "interest": interest, "closing": closing,
-                                     "posting_id": posting_id}
+        earlier = self.interest_years.get(year)
+        if earlier is not None and earlier["end"] < start:
+            # the rest of a year that a closing settled part-way, after the account reopened (WD-3)
+            self.interest_years[year] = {"start": earlier["start"], "end": end,
+                                         "interest": earlier["interest"] + interest, "closing": closing,
+                                         "posting_id": posting_id}
+        else:
+            self.interest_years[year] = {"start": start, "end": end, "interest": interest, "closing": closing,
+                                         "posting_id": posting_id}
         if not interest.is_zero:
             self._post(posting_id, value_date, interest.amount, "interest", journal, {"year": year})
 
@@ -384,11 +415,15 @@ class FundAccount(LedgerAggregate):
         if not original["journal"]:
             raise ReversalError("this posting belongs to a loan payment; reverse the payment", field="posting")
         self.check_open()
-        if self.balance.amount - original["amount"] < 0:
+        # COR-2: no balance may turn negative, today's or as of any date from the original's value date on.
+        lowest = self.balance.min(self.lowest_balance_from(original["value_date"]))
+        if lowest.amount - original["amount"] < 0:
             raise ReversalWouldOverdrawError("the reversal would make the balance negative; recover instead (WD-3)",
                                              field="posting")
         adjustment = interest_adjustment or ZERO
-        if self.balance.amount - original["amount"] + adjustment.amount < 0:
+        lowest_after_correction = self.balance.min(self.lowest_balance_from(max(correction_date,
+                                                                                original["value_date"])))
+        if lowest_after_correction.amount - original["amount"] + adjustment.amount < 0:
             raise ReversalWouldOverdrawError("the interest adjustment would overdraw the account", field="posting")
         self._reversed(posting_id=posting_id, reversal_id=reversal_id, value_date=original["value_date"],
                        correction_date=correction_date, amount=Money(-original["amount"]), reason=reason,

@@ -103,8 +103,10 @@ class AccountCommands:
     def defer(self, credit_code: str, first_period: str, last_period: str, approved_on: date) -> dict[str, Any]:
         def body():
             employer = self.employer(credit_code)
+            check_period(first_period, "first_period")
+            check_period(last_period, "last_period")  # before the deadline arithmetic reads it
             months = self.policy.at(approved_on).contribution.deferral_backpay_deadline_months
-            year, month = (int(p) for p in last_period.split("-")) if "-" in last_period else (0, 0)
+            year, month = (int(p) for p in last_period.split("-"))
             total = year * 12 + month - 1 + months
             deadline = date(total // 12, total % 12 + 1, 1)
             employer.defer(first_period, last_period, deadline, approved_on)

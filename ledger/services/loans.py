@@ -247,6 +247,13 @@ class LoanCommands:
         def body():
             self.check_value_date(on, "on")
             loan = self.loan(loan_no)
+            paid = next((p for p in loan.payments if p["allocation"] == allocation), None)
+            if paid is not None and paid["source"] not in BANK_SOURCES:
+                # The mirrored journal credits 2001 (or debits 4002 back): reversing it here alone would
+                # leave the payer's fund account short of its money (GL-2). A ledger that is wrong must stop.
+                raise LedgerRuleError(f"allocation {allocation} was paid from {paid['source']}; it is reversed "
+                                      "with the deduction that credits the account back", field="allocation",
+                                      rule="COR-1")
             result = loan.reverse_payment(allocation, on, reason)
             return {"loan_no": loan_no, **as_str(result)}, [loan]
         return self.execute("reverse-loan-payment", f"reverse-loan:{loan_no}:{allocation}", {}, body)

@@ -9,6 +9,7 @@ interest year already settled, posts the interest adjustment (COR-3).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Callable
@@ -30,6 +31,7 @@ from ledger.money import ZERO, Money
 from ledger.policy import PolicyVersion
 
 INTEREST_BATCH_SIZE = 500
+MISSED_YEARS_MAX = 100
 
 
 def _months_before(day: date, months: int) -> date:
@@ -45,6 +47,14 @@ def _months(value: Any) -> int:
     return int(text)
 
 
+def _payee(rule: Any, evidence: dict[str, Any], payee: str | None, member: Member) -> str:
+    """Who the bank pays: the member, or for a kind whose evidence names a payee (death: the heirs) that payee."""
+    named = (payee or str(evidence.get("payee", "")).strip() or member.name).strip()
+    if "payee" in rule.evidence and named == member.name:
+        raise WithdrawalEvidenceError(f"the payee of a {rule.kind} withdrawal is not the member", field="payee")
+    return named
+
+
 class WithdrawalCommands:
     """Mixin on the ledger application: money out, corrections and interest."""
 
@@ -52,12 +62,36 @@ class WithdrawalCommands:
         """INT-1/INT-2: interest from the last settlement (or opening) to ``end`` inclusive."""
         last = account.last_settled_end()
         start = last + timedelta(days=1) if last else interest_year(end, policy.interest.year_start_month)[0]
-        start = max(start, interest_year(end, policy.interest.year_start_month)[0])
+        year_start = interest_year(end, policy.interest.year_start_month)[0]
+        start = max(start, year_start)
         if start > end:  # INT-2: closing on 1 July, the year already settled up to 30 June
-            return InterestResult(start, end, Decimal(0), ZERO, policy.interest.method, ())
+            return InterestResult(start, end, Decimal(0), ZERO, policy.interest.method, (), year_start)
         rates = [(r.effective_from, r.annual_rate) for r in policy.interest.rates]
-        return compute_interest(policy.interest.method, account.interest_movements(), start, end, rates,
-                                policy.interest.daily_rate)
+        result = compute_interest(policy.interest.method, account.interest_movements(), start, end, rates,
+                                  policy.interest.daily_rate)
+        return replace(result, year_start=year_start)
+
+    def _settle_missed_years(self, account: FundAccount, end: date) -> Money:
+        """INT-2 from the *last settlement*: a year that ended before ``end`` but was not settled yet
+        (closing on 5 July before the yearly run) is settled first, value-dated its 30 June, so the
+        closing interest only covers the year in progress and no year is lost or paid twice.
+        """
+        month = self.policy.at(end).interest.year_start_month
+        current_start = interest_year(end, month)[0]
+        last = account.last_settled_end()
+        first_day = min([account.opened_on, *(m[0] for m in account.movements)])
+        year_start, year_end = interest_year(last + timedelta(days=1) if last else first_day, month)
+        credited = ZERO
+        for _year in range(MISSED_YEARS_MAX):
+            if year_end >= current_start:
+                return credited
+            settled = account.interest_years.get(str(year_start.year))
+            if settled is None or settled["end"] < year_end:  # never, or only up to a closing part-way
+                result = self.interest_to(account, year_end, self.policy.at(year_end))
+                account.settle_interest(result, f"int:{year_start.year}:{account.account_no}")
+                credited = credited + result.interest
+            year_start, year_end = interest_year(year_end + timedelta(days=1), month)
+        raise AssertionError(f"{account.account_no}: more than {MISSED_YEARS_MAX} unsettled interest years")
 
     # -- withdrawals ---------------------------------------------------------------
     def withdraw(self, account_no: str, kind: str, amount: str | None, value_date: date, evidence: dict[str, Any],
@@ -79,17 +113,24 @@ class WithdrawalCommands:
             member = self.load(Member, account.member_id, "account")
             money = None if rule.closing else Money.parse(amount, "amount", positive=True)
             self._check_withdrawal_rules(account, member, rule, money, value_date, evidence, policy)
+            payee_name = _payee(rule, evidence, payee, member)
             posting_id = f"wd:{idempotency_key}"
-            interest = self.interest_to(account, value_date - timedelta(days=1), policy) if rule.closing else None
+            interest, missed = None, ZERO
+            if rule.closing:
+                missed = self._settle_missed_years(account, value_date - timedelta(days=1))
+                interest = self.interest_to(account, value_date - timedelta(days=1), policy)
             account.withdraw(rule.kind, rule.code, money or ZERO, value_date, evidence,
-                             policy.account.retained_balance_min, posting_id, payee or member.name,
+                             policy.account.retained_balance_min, posting_id, payee_name,
                              closing=rule.closing, interest=interest,
                              policy_used={"retained_balance_min": str(policy.account.retained_balance_min)})
             paid = account.withdrawals[-1]["amount"]
-            payout, instructed = self.instruct_payout(posting_id, account_no, payee or member.name, paid, value_date,
-                                                      f"withdrawal:{rule.code}")
+            serial, instructed = "", []
+            if not paid.is_zero:  # closing an empty account pays nothing: no 0.00 instruction to the bank
+                payout, instructed = self.instruct_payout(posting_id, account_no, payee_name, paid, value_date,
+                                                          f"withdrawal:{rule.code}")
+                serial = payout.serial
             return {"account_no": account_no, "kind": rule.kind, "reason_code": rule.code, "amount": str(paid),
-                    "interest": str(interest.interest) if interest else "0.00", "serial": payout.serial,
+                    "interest": str(missed + interest.interest) if interest else "0.00", "serial": serial,
                     "posting_id": posting_id, "state": account.state, "balance": str(account.balance)}, \
                 [account, *instructed]
         return self.execute("withdraw", idempotency_key, content, body)
@@ -258,7 +299,19 @@ class WithdrawalCommands:
         without = [(d, a, k) for d, a, k, p in account.movements if p != posting_id]
         redo = compute_interest(policy.interest.method, without, settled["start"], settled["end"], rates,
                                 policy.interest.daily_rate)
-        return redo.interest - settled["interest"]
+        return redo.interest - settled["interest"] - self._adjusted_already(account, settled)
+
+    @staticmethod
+    def _adjusted_already(account: FundAccount, settled: dict[str, Any]) -> Money:
+        """COR-3 adjustments earlier reversals posted for the same settled year (else counted twice)."""
+        total = ZERO
+        for posting in account.postings.values():
+            if posting["kind"] != "interest-adjustment":
+                continue
+            original = account.postings.get(posting["detail"]["original"])
+            if original is not None and settled["start"] <= original["value_date"] <= settled["end"]:
+                total = total + Money(posting["amount"])
+        return total
 
     # -- interest settlement -----------------------------------------------------------
     def settle_interest(self, year_end: date, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -285,7 +338,8 @@ class WithdrawalCommands:
             for account_id in ids:
                 account = loaded[account_id]
                 year_key = str(interest_year(end, policy.interest.year_start_month)[0].year)
-                if account.state == CLOSED or year_key in account.interest_years or account.opened_on > end:
+                done = account.interest_years.get(year_key)  # a closing may have settled it part-way only
+                if account.state == CLOSED or (done and done["end"] >= end) or account.opened_on > end:
                     skipped += 1
                     continue
                 result = self.interest_to(account, end, policy)

@@ -1,0 +1,211 @@
+"""Benchmark: repayments posted by a bank over the HTTP API (BNK-1); postings/s and p50/p99 latency.
+
+For each store (SQLite, PostgreSQL) it seeds a centre with ``--loans`` disbursed loans serviced by ICBC,
+starts ``uvicorn`` on 127.0.0.1 (loopback only) in a child process over that store, posts ``--count``
+repayments of 1.00 round-robin over the loans with ``--concurrency`` requests in flight (httpx), and
+stops by itself at the count or at ``--seconds``, whichever comes first. Each posting is one atomic save
+(loan payment + idempotency record + audit chain). Target: ≥ 1,000 postings/s with p99 ≤ 50 ms.
+
+Usage: python -m benchmarks.api_load [--count 100000] [--seconds 240] [--loans 200] [--concurrency 32]
+       [--stores sqlite,postgresql] [--workers 1] [--postgres postgresql://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger.app import Ledger
+from ledger.application import CHINA_TZ, FixedClock
+from ledger.money import Money
+from ledger.sampledata import credit_code, resident_id
+from ledger.services.banking import with_banking
+from ledger.services.contributions import RemittanceLine
+from ledger.storage import drop_postgres_schema, parse_database_url
+
+BANK, KEY = "ICBC", "bench-icbc-key"
+CENTRE_ACCOUNT = "3100000001"
+POST_DAY = date(2025, 2, 17)
+HOST = "127.0.0.1"
+COUNT_MAX = 1_000_000
+SECONDS_MAX = 290
+CONCURRENCY_MAX = 512
+SERVER_START_SECONDS_MAX = 60
+REQUEST_TIMEOUT_SECONDS = 30
+TARGET_POSTINGS_PER_SECOND = 1_000
+TARGET_P99_MS = 50
+
+
+# -- seeding -------------------------------------------------------------------------------------------------
+def seed(url: str, loans: int) -> list[str]:
+    """``loans`` members with six months credited, each with a 100,000.00 loan disbursed 2025-01-15."""
+    clock = FixedClock(datetime(2024, 6, 1, 10, tzinfo=CHINA_TZ))
+    ledger = with_banking(Ledger)(url, clock=clock)
+    try:
+        employer = credit_code(7001)
+        ledger.open_employer(employer, "压测单位", "6222000011112222", date(2024, 6, 1), ratio="12")
+        numbers = [resident_id(date(1985 + i % 10, 1 + i % 12, 1 + i % 28), i, i % 2 == 0) for i in range(loans)]
+        ledger.open_members_bulk([{"id_number": n, "name": f"借款人{i}", "employer": employer, "base": "10000.00",
+                                   "from_period": "2024-06"} for i, n in enumerate(numbers)], date(2024, 6, 1))
+        accounts = [ledger.member(n).account_no for n in numbers]
+        _remit(ledger, clock, employer, accounts)
+        return [_lend(ledger, clock, number) for number in numbers]
+    finally:
+        ledger.close()
+
+
+def _remit(ledger: Any, clock: FixedClock, employer: str, accounts: list[str]) -> None:
+    for month in range(6, 13):
+        period, day = f"2024-{month:02d}", date(2024, month, 5)
+        clock.set_day(day, 10)
+        lines = [RemittanceLine(i + 1, a, Money("10000.00"), Money("1200.00"), Money("1200.00"))
+                 for i, a in enumerate(accounts)]
+        document = ledger.register_remittance(employer, period, "remittance", f"B{period}", lines, day)
+        ledger.receive(BANK, f"{day:%Y%m%d}", f"SEED{period}", CENTRE_ACCOUNT, document["total"], day,
+                       document["serial"])
+
+
+def _lend(ledger: Any, clock: FixedClock, number: str) -> str:
+    clock.set_day(date(2025, 1, 10), 10)
+    loan_no = ledger.apply_for_loan(number, "100000.00", 120, "equal-instalment", "500000.00", "20000.00",
+                                    date(2025, 1, 10), BANK)["loan_no"]
+    ledger.approve_loan(loan_no, date(2025, 1, 12))
+    clock.set_day(date(2025, 1, 15), 10)
+    ledger.disburse_loan(loan_no, date(2025, 1, 15))
+    return loan_no
+
+
+# -- the server (child process) ------------------------------------------------------------------------------------
+def bench_app() -> Any:
+    """uvicorn factory: the API over ``GJJ_DATABASE_URL`` with the clock fixed on the posting day."""
+    from ledger.api import create_app
+
+    clock = FixedClock(datetime(POST_DAY.year, POST_DAY.month, POST_DAY.day, 18, tzinfo=CHINA_TZ))
+    return create_app(lambda: with_banking(Ledger)(os.environ["GJJ_DATABASE_URL"], clock=clock), {KEY: BANK})
+
+
+def start_server(url: str, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "GJJ_DATABASE_URL": url}
+    command = [sys.executable, "-m", "uvicorn", "benchmarks.api_load:bench_app", "--factory", "--host", HOST,
+               "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    server = subprocess.Popen(command, env=env, cwd=Path(__file__).resolve().parent.parent)
+    deadline = time.monotonic() + SERVER_START_SECONDS_MAX
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{HOST}:{port}/openapi.json", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+# -- the load ---------------------------------------------------------------------------------------------------
+async def post_all(port: int, loans: list[str], count: int, seconds: float, concurrency: int) -> dict[str, Any]:
+    latencies_ms: list[float] = []
+    statuses: dict[int, int] = {}
+    next_index = iter(range(count))
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", headers={"X-Bank-Key": KEY}, limits=limits,
+                                 timeout=REQUEST_TIMEOUT_SECONDS) as client:
+        async def worker() -> None:
+            for index in next_index:
+                if time.perf_counter() > deadline:
+                    return
+                body = {"loan_no": loans[index % len(loans)], "amount": "1.00", "host_date": f"{POST_DAY:%Y%m%d}",
+                        "bank_reference": f"BENCH{index:09d}"}
+                started = time.perf_counter()
+                response = await client.post("/v1/repayments", json=body)
+                latencies_ms.append((time.perf_counter() - started) * 1000)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return summarise(latencies_ms, statuses, elapsed)
+
+
+def summarise(latencies_ms: list[float], statuses: dict[int, int], elapsed: float) -> dict[str, Any]:
+    ordered = sorted(latencies_ms) or [0.0]
+    posted = statuses.get(201, 0)
+    return {"requests": len(latencies_ms), "postings": posted, "seconds": round(elapsed, 1),
+            "postings_per_second": round(posted / elapsed, 1) if elapsed else 0.0,
+            "p50_ms": round(statistics.median(ordered), 1), "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))], 1),
+            "statuses": statuses}
+
+
+# -- one store -------------------------------------------------------------------------------------------------------
+def store_url(store: str, postgres: str, folder: Path) -> str:
+    if store == "sqlite":
+        return f"sqlite:///{folder}/api-load.sqlite3"
+    separator = "&" if "?" in postgres else "?"
+    return f"{postgres}{separator}schema=bench_{uuid.uuid4().hex[:12]}"
+
+
+def run_store(store: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    url = store_url(store, args.postgres, folder)
+    try:
+        began = time.perf_counter()
+        loans = seed(url, args.loans)
+        seeded = time.perf_counter() - began
+        port = free_port()
+        server = start_server(url, port, args.workers)
+        try:
+            result = asyncio.run(post_all(port, loans, args.count, args.seconds, args.concurrency))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        return {"store": store, "loans": len(loans), "seed_seconds": round(seeded, 1), **result}
+    finally:
+        if store == "postgresql":
+            drop_postgres_schema(parse_database_url(url))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=240)
+    parser.add_argument("--loans", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--postgres", default=os.environ.get("GJJ_TEST_POSTGRES_URL",
+                                                             "postgresql://postgres@127.0.0.1:5432/test"))
+    args = parser.parse_args()
+    args.count = max(1, min(args.count, COUNT_MAX))
+    args.seconds = max(1.0, min(args.seconds, SECONDS_MAX))
+    args.concurrency = max(1, min(args.concurrency, CONCURRENCY_MAX))
+    folder = Path(tempfile.mkdtemp(prefix="gjj-api-load-"))
+    print(f"target: >= {TARGET_POSTINGS_PER_SECOND} postings/s, p99 <= {TARGET_P99_MS} ms; "
+          f"count {args.count}, at most {args.seconds:.0f} s per store, {args.concurrency} in flight, "
+          f"{args.workers} worker(s), {os.cpu_count()} CPUs")
+    for store in args.stores.split(","):
+        result = run_store(store.strip(), args, folder)
+        met = result["postings_per_second"] >= TARGET_POSTINGS_PER_SECOND and result["p99_ms"] <= TARGET_P99_MS
+        print(f"{result['store']:<11} {result['postings']:>7} postings in {result['seconds']:>6} s = "
+              f"{result['postings_per_second']:>7} postings/s  p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  "
+              f"statuses {result['statuses']}  (seed {result['loans']} loans {result['seed_seconds']} s)  "
+              f"{'target met' if met else 'target NOT met'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Benchmark: loan schedules per second, then the daily loan job (LN-7) and loan status over N loans.
+
+Part 1 times ``build_schedule`` and ``LoanBook.open`` for 360-month loans (every load of a
+Loan aggregate opens its book, so this bounds everything else). Part 2 seeds N members with
+``open_members_bulk`` and N loans written directly as aggregates (apply, approve, disburse at
+the rate in force; most borrowers pay their first instalments on time, one in ``--late-every``
+does not), in batches inside ``audit_bulk_load``; then it times ``Ledger.daily_loan_update(D)``
+(interest falling due Dr 1102 / Cr 4001, ageing, LoanDefaulted) and ``Ledger.loan_status`` for
+every loan, and prints loans/s and the peak RSS. The seeded disbursements skip the payout to
+the seller (no 2101 sub-ledger): this measures the loan job, not the books.
+
+Usage: python benchmarks/loan_daily.py --loans 100000 [--db URL] [--schedules 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ledger.aggregates.base import recording
+from ledger.aggregates.loan import Loan
+from ledger.aggregates.parties import Member
+from ledger.app import Ledger
+from ledger.application import CHINA_TZ, FixedClock
+from ledger.loan_book import LoanBook, LoanTerms
+from ledger.loan_math import EQUAL_INSTALMENT, EQUAL_PRINCIPAL, build_schedule
+from ledger.money import Money
+from ledger.sampledata import credit_code, resident_id
+
+EMPLOYERS = 50
+OPENED_ON = date(2024, 6, 1)
+DISBURSED_FROM = date(2025, 1, 6)  # disbursements spread over DISBURSEMENT_DAYS from here
+DISBURSEMENT_DAYS = 20
+UPDATE_ON = date(2025, 4, 28)  # three instalments due for every loan
+PAID_INSTALMENTS = 3
+SEED_BATCH_LOANS = 500
+CENTRE_ACCOUNT = "3100000001"
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_schedules(count: int) -> dict[str, float]:
+    """Schedules per second for 360-month loans, both methods, and books opened per second."""
+    started = time.perf_counter()
+    for index in range(count):
+        method = EQUAL_INSTALMENT if index % 2 == 0 else EQUAL_PRINCIPAL
+        build_schedule(Money(f"{300000 + index}.00"), 360, Decimal("2.85"), method, date(2025, 1, 15))
+    schedules = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for index in range(count):
+        LoanBook.open(LoanTerms(Money(f"{300000 + index}.00"), 360, Decimal("2.85"), EQUAL_INSTALMENT,
+                                date(2025, 1, 15)))
+    books = count / (time.perf_counter() - started)
+    return {"schedules_per_s": schedules, "books_per_s": books}
+
+
+def seed_members(ledger: Ledger, count: int) -> list[str]:
+    employers = [credit_code(7000 + i) for i in range(EMPLOYERS)]
+    for code in employers:
+        ledger.open_employer(code, f"单位{code[-4:]}", "6222000000000000", OPENED_ON, ratio="12")
+    rows = []
+    for index in range(count):
+        number = resident_id(date(1975 + index % 20, 1 + index % 12, 1 + index % 28), index // 240,
+                             male=index % 2 == 0)
+        rows.append({"id_number": number, "name": f"借款人{index}", "employer": employers[index % EMPLOYERS],
+                     "base": "7777.00", "from_period": "2024-06"})
+    ledger.open_members_bulk(rows, OPENED_ON)
+    return [row["id_number"] for row in rows]
+
+
+def new_loan(ledger: Ledger, index: int, member_id: Any, late_every: int) -> Loan:
+    """Applied, approved and disbursed on one day; paid on time unless it is one of the late ones."""
+    day = DISBURSED_FROM + timedelta(days=index % DISBURSEMENT_DAYS)
+    principal = Money(f"{100000 + (index % 400) * 1000}.00")
+    loan = Loan(loan_no=f"DK{day:%Y%m%d}{index:07d}", borrower_id=member_id, spouse_id=None, principal=principal,
+                months=360, method=EQUAL_INSTALMENT if index % 4 else EQUAL_PRINCIPAL, second_home=False,
+                price=principal.times(Decimal(2)), monthly_income=Money("20000.00"), bank="ICBC", card={},
+                applied_on=day, eligibility={})
+    loan.approve(day)
+    loan.disburse(day, ledger._terms(loan, day, ledger.policy.at(day)), f"{day:%Y%m%d}{index:07d}")
+    if late_every and index % late_every == 0:
+        return loan
+    for account in loan.book.accounts[:PAID_INSTALMENTS]:
+        loan.pay(account.instalment.payment, account.due_on, "card", f"B{index}-{account.number}", CENTRE_ACCOUNT)
+    return loan
+
+
+def seed_loans(ledger: Ledger, clock: FixedClock, id_numbers: list[str], late_every: int) -> list[str]:
+    loan_numbers = []
+    for start in range(0, len(id_numbers), SEED_BATCH_LOANS):
+        batch = id_numbers[start:start + SEED_BATCH_LOANS]
+        with recording(clock.now()):
+            loans = [new_loan(ledger, start + offset, Member.create_id(number), late_every)
+                     for offset, number in enumerate(batch)]
+        ledger.save(*loans)
+        loan_numbers += [loan.loan_no for loan in loans]
+    return loan_numbers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--loans", type=int, default=100_000)
+    parser.add_argument("--schedules", type=int, default=2_000)
+    parser.add_argument("--late-every", type=int, default=20, help="one loan in this many misses its instalments")
+    parser.add_argument("--db", default=None)
+    args = parser.parse_args()
+
+    figures = bench_schedules(args.schedules)
+    print(f"schedules: {figures['schedules_per_s']:,.0f} schedules/s (360 months, build_schedule), "
+          f"{figures['books_per_s']:,.0f} books/s (LoanBook.open)", flush=True)
+
+    scratch = tempfile.TemporaryDirectory(prefix="gjj-loan-bench-")  # removed at exit
+    url = args.db or f"sqlite:///{scratch.name}/loans.sqlite3"
+    clock = FixedClock(datetime(2025, 1, 26, 9, tzinfo=CHINA_TZ))
+    ledger = Ledger(url, clock=clock)
+    started = time.perf_counter()
+    with ledger.audit_bulk_load():
+        id_numbers = seed_members(ledger, args.loans)
+        members_s = time.perf_counter() - started
+        clock.set_day(UPDATE_ON, hour=7)
+        loan_numbers = seed_loans(ledger, clock, id_numbers, args.late_every)
+    seeded_s = time.perf_counter() - started
+    print(f"seed: {args.loans:,} members in {members_s:.1f}s, loans in {seeded_s - members_s:.1f}s "
+          f"({args.loans / (seeded_s - members_s):,.0f} loans/s, audit chained once) rss={peak_rss_mib():.0f}MiB",
+          flush=True)
+
+    started = time.perf_counter()
+    result = ledger.daily_loan_update(UPDATE_ON)
+    update_s = time.perf_counter() - started
+    print(f"daily_loan_update({UPDATE_ON}): {result['loans']:,} loans in {update_s:.1f}s "
+          f"({result['loans'] / update_s:,.0f} loans/s) accrued={result['accrued']:,} "
+          f"defaulted={result['defaulted']:,} rss={peak_rss_mib():.0f}MiB", flush=True)
+
+    started = time.perf_counter()
+    overdue = 0
+    for loan_no in loan_numbers:
+        overdue += ledger.loan_status(loan_no, UPDATE_ON)["days_past_due"] > 0
+    status_s = time.perf_counter() - started
+    print(f"loan_status for all: {len(loan_numbers):,} in {status_s:.1f}s ({len(loan_numbers) / status_s:,.0f} "
+          f"loans/s) overdue={overdue:,}", flush=True)
+
+    started = time.perf_counter()
+    report = ledger.delinquent_loans(UPDATE_ON)
+    delinquent_s = time.perf_counter() - started
+    print(f"delinquent_loans: {delinquent_s:.1f}s ({len(loan_numbers) / delinquent_s:,.0f} loans/s) "
+          f"counts={report['counts']}", flush=True)
+    print(f"engine={ledger.storage.engine} loans={args.loans} peak_rss={peak_rss_mib():.0f}MiB")
+    ledger.close()
+    scratch.cleanup()
+
+
+if __name__ == "__main__":
+    main()

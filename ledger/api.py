@@ -1,0 +1,271 @@
+"""The HTTP API for banks that post in real time (BNK-1): an entry point that only translates and calls.
+
+``create_app(ledger_factory)`` builds a FastAPI application over one ledger (opened at start-up,
+closed at shut-down). Each bank authenticates with its own key in the ``X-Bank-Key`` header; keys come
+from ``GJJ_BANK_KEYS`` (``ICBC:key1,CCB:key2``) or the file named by ``GJJ_BANK_KEYS_FILE`` (one
+``CODE:key`` a line, ``#`` comments). A bank acts only on its own loans and debits (``loan.bank``):
+another bank's loan is 403, a missing or unknown key 401.
+
+Money is a JSON string with 0-2 decimals; the models are strict, so a JSON number (a float) is 422
+naming the field (MNY-1). Every refusal is a 4xx with ``{"field", "rule", "message"}``; bad input
+never yields a 5xx. Posts are idempotent by the bank reference (bank, 主机日期, 主机流水号, BNK-2): the
+first post answers 201, a repeat with the same content 200 with the first result, other content 409.
+The wall clock is read here (MNY-2), through the ledger's clock.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import threading
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from fastapi import Depends, FastAPI, Path as PathParam, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.aggregates.base import LedgerRuleError
+from ledger.aggregates.errors import IdempotencyConflictError
+from ledger.application import ConcurrencyConflictError, NotFoundError, as_str
+from ledger.money import MoneyError
+from ledger.policy import PolicyError
+from ledger.services.banking import BankNotAuthorisedError
+
+KEY_HEADER = "X-Bank-Key"
+KEYS_ENV = "GJJ_BANK_KEYS"
+KEYS_FILE_ENV = "GJJ_BANK_KEYS_FILE"
+BANK_KEYS_MAX = 1_000
+AMOUNT_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"
+HOST_DATE_PATTERN = r"^[0-9]{8}$"
+TEXT_CHARS_MAX = 64
+MESSAGE_CHARS_MAX = 200
+API_VERSION = "1.0.0"
+
+
+class BankKeyError(ValueError):
+    """The bank key configuration cannot be read."""
+
+
+def parse_bank_keys(text: str) -> dict[str, str]:
+    """``ICBC:key1,CCB:key2`` (or one pair a line) → {key: bank}."""
+    keys: dict[str, str] = {}
+    for item in text.replace("\n", ",").split(","):
+        item = item.split("#", 1)[0].strip()
+        if not item:
+            continue
+        bank, sep, key = item.partition(":")
+        if not sep or not bank.strip() or not key.strip():
+            raise BankKeyError(f"a bank key is CODE:key, got {item!r}")
+        keys[key.strip()] = bank.strip()
+    if len(keys) > BANK_KEYS_MAX:
+        raise BankKeyError(f"at most {BANK_KEYS_MAX} bank keys")
+    return keys
+
+
+def load_bank_keys(env: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ) if env is None else env
+    if env.get(KEYS_FILE_ENV):
+        return parse_bank_keys(Path(env[KEYS_FILE_ENV]).read_text("utf-8"))
+    return parse_bank_keys(env.get(KEYS_ENV, ""))
+
+
+# -- request and response models ----------------------------------------------------------------
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class RepaymentIn(Strict):
+    """A repayment the bank collected from the borrower (还款), posted as of its host date."""
+
+    loan_no: str = Field(min_length=1, max_length=TEXT_CHARS_MAX, description="The fund loan number")
+    amount: str = Field(pattern=AMOUNT_PATTERN, description="Yuan as a string, 0-2 decimals", examples=["2067.79"])
+    host_date: str = Field(pattern=HOST_DATE_PATTERN, description="主机日期 YYYYMMDD", examples=["20250217"])
+    bank_reference: str = Field(min_length=1, max_length=TEXT_CHARS_MAX, description="主机流水号")
+
+
+class DebitResultIn(Strict):
+    """The result of one card debit instruction (by its serial, 业务流水号)."""
+
+    serial: str = Field(pattern=r"^[0-9]{15}$", description="The centre's serial of the debit")
+    code: str = Field(min_length=1, max_length=TEXT_CHARS_MAX, description="响应码; 00000 is success")
+    message: str = Field(default="", max_length=MESSAGE_CHARS_MAX, description="响应信息")
+    host_date: str = Field(pattern=HOST_DATE_PATTERN, description="主机日期 YYYYMMDD")
+    bank_reference: str = Field(min_length=1, max_length=TEXT_CHARS_MAX, description="主机流水号")
+    amount: Optional[str] = Field(default=None, pattern=AMOUNT_PATTERN, description="Collected amount (must agree)")
+
+
+class ErrorOut(BaseModel):
+    field: str
+    rule: str
+    message: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in ((401, "No or unknown bank key"), (403, "Another bank's loan or debit"),
+                         (404, "No such loan, debit or account"), (409, "Bank reference used with other content"),
+                         (422, "Invalid input or refused by a rule"))
+}
+
+
+def error_response(status: int, field: str, rule: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"field": field, "rule": rule, "message": message})
+
+
+def _host_date(text: str) -> date:
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        raise MoneyError("host_date", "BNK-2 主机日期 is a real date YYYYMMDD", text) from None
+
+
+def _day(text: Optional[str], ledger: Any) -> date:
+    if text is None:
+        return ledger.today()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise MoneyError("as_of", "MNY-4 a date is YYYY-MM-DD", text) from None
+
+
+# -- errors --------------------------------------------------------------------------------------
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {"loc": ("body",), "msg": "invalid"}
+        names = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+        field = ".".join(names) or "body"
+        rule = "MNY-1" if field in ("amount",) else "SCHEMA"
+        return error_response(422, field, rule, f"{field}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(BankNotAuthorisedError)
+    async def forbidden(_request: Request, error: BankNotAuthorisedError) -> JSONResponse:
+        return error_response(403, error.field or "", error.rule, str(error))
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_request: Request, error: NotFoundError) -> JSONResponse:
+        return error_response(404, error.field, error.rule, str(error))
+
+    @app.exception_handler(IdempotencyConflictError)
+    async def conflict(_request: Request, error: IdempotencyConflictError) -> JSONResponse:
+        return error_response(409, error.field or "bank_reference", "BNK-2", str(error))
+
+    @app.exception_handler(LedgerRuleError)
+    async def refused(_request: Request, error: LedgerRuleError) -> JSONResponse:
+        return error_response(422, error.field or "", error.rule, str(error))
+
+    @app.exception_handler(MoneyError)
+    async def bad_money(_request: Request, error: MoneyError) -> JSONResponse:
+        return error_response(422, getattr(error, "field", "amount"), str(getattr(error, "rule", "MNY-1")).split()[0],
+                              str(error))
+
+    @app.exception_handler(PolicyError)
+    async def no_policy(_request: Request, error: PolicyError) -> JSONResponse:
+        return error_response(422, "", "POLICY", str(error))
+
+    @app.exception_handler(ConcurrencyConflictError)
+    async def busy(_request: Request, error: ConcurrencyConflictError) -> JSONResponse:
+        return error_response(409, "", "CONCURRENCY", f"{error}; post again with the same reference")
+
+
+# -- the application -------------------------------------------------------------------------------
+def create_app(ledger_factory: Callable[[], Any], bank_keys: dict[str, str] | None = None) -> FastAPI:
+    """The API over the ledger ``ledger_factory()`` opens; ``bank_keys`` {key: bank} or from the env."""
+    keys = load_bank_keys() if bank_keys is None else dict(bank_keys)
+    state: dict[str, Any] = {}
+    opening = threading.Lock()
+
+    def ledger() -> Any:
+        """Opened on first use (also when the server runs no lifespan), closed at shut-down."""
+        if "ledger" not in state:
+            with opening:
+                if "ledger" not in state:
+                    state["ledger"] = ledger_factory()
+        return state["ledger"]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        ledger()
+        try:
+            yield
+        finally:
+            if "ledger" in state:
+                state.pop("ledger").close()
+
+    app = FastAPI(title="gjj ledger bank API", version=API_VERSION, lifespan=lifespan,
+                  description="Real-time posting for entrusted banks (住房公积金 受委托银行). Money is a string.")
+    install_error_handlers(app)
+    key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="The bank's own key")
+
+    def bank_of(key: Optional[str] = Depends(key_header)) -> str:
+        for known, bank in keys.items():
+            if key is not None and hmac.compare_digest(known.encode(), key.encode()):
+                return bank
+        raise Unauthorised()
+
+    _routes(app, bank_of, ledger)
+
+    @app.exception_handler(Unauthorised)
+    async def unauthorised(_request: Request, _error: Unauthorised) -> JSONResponse:
+        return JSONResponse(status_code=401, headers={"WWW-Authenticate": KEY_HEADER},
+                            content={"field": KEY_HEADER, "rule": "BNK-1", "message": "no or unknown bank key"})
+    return app
+
+
+class Unauthorised(Exception):
+    """No key, or a key no bank holds."""
+
+
+def _routes(app: FastAPI, bank_of: Callable[..., str], ledger_of: Callable[[], Any]) -> None:
+    @app.post("/v1/repayments", status_code=201, responses={200: {"description": "A repeat"}, **ERROR_RESPONSES})
+    def post_repayment(body: RepaymentIn, response: Response, bank: str = Depends(bank_of)) -> dict[str, Any]:
+        """A repayment the bank collected, paid as of 主机日期 (LN-5 allocation; a closed loan → suspense)."""
+        result = ledger_of().bank_repayment(bank, body.loan_no, body.amount, _host_date(body.host_date),
+                                            body.bank_reference)
+        return _answer(result, response)
+
+    @app.post("/v1/debit-results", status_code=201, responses={200: {"description": "A repeat"}, **ERROR_RESPONSES})
+    def post_debit_result(body: DebitResultIn, response: Response, bank: str = Depends(bank_of)) -> dict[str, Any]:
+        """The result of a card debit: 00000 collected (paid as of 主机日期), else failed by code (OFF-3)."""
+        result = ledger_of().bank_debit_result(bank, body.serial, body.code, body.message, _host_date(body.host_date),
+                                               body.bank_reference, body.amount)
+        return _answer(result, response)
+
+    @app.get("/v1/loans/{loan_no}", responses=ERROR_RESPONSES)
+    def get_loan(loan_no: str = PathParam(max_length=TEXT_CHARS_MAX), bank: str = Depends(bank_of),
+                 as_of: Optional[str] = Query(None, max_length=10, description="YYYY-MM-DD")) -> dict[str, Any]:
+        """Loan status as of a date (amount due, outstanding principal, overdue)."""
+        ledger = ledger_of()
+        ledger.check_bank_owns_loan(bank, loan_no)
+        return as_str(ledger.loan_status(loan_no, _day(as_of, ledger)))
+
+    @app.get("/v1/accounts/{account_no}/balance", responses=ERROR_RESPONSES)
+    def get_balance(account_no: str = PathParam(max_length=TEXT_CHARS_MAX), bank: str = Depends(bank_of),
+                    as_of: Optional[str] = Query(None, max_length=10, description="YYYY-MM-DD")) -> dict[str, Any]:
+        """A fund account's balance, for a bank that services a loan of that member."""
+        ledger = ledger_of()
+        ledger.bank_may_read_account(bank, account_no)
+        return as_str(ledger.balance(account_no, _day(as_of, ledger) if as_of else None))
+
+
+def _answer(result: dict[str, Any], response: Response) -> dict[str, Any]:
+    if result.get("repeat"):
+        response.status_code = 200
+    return as_str(result)
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` with several workers: the store from ``GJJ_DATABASE_URL``, the policy
+    from ``GJJ_POLICY`` (default the sample city), the keys from the environment."""
+    from ledger.app import Ledger
+    from ledger.policy import load_policy
+    from ledger.services.banking import with_banking
+
+    policy_path = os.environ.get("GJJ_POLICY")
+    policy = load_policy(Path(policy_path) if policy_path else None)
+    return create_app(lambda: with_banking(Ledger)(None, policy=policy))
