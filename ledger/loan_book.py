@@ -508,8 +508,10 @@ class LoanBook:
         remaining -= penalty
         self.penalty_paid += penalty
         due = self._due_accounts(on)
-        past = [a for a in due if a.due_on < on]
-        today = [a for a in due if a.due_on == on]
+        # LN-4/LN-5: an instalment still on time on D (its deduction moved to this working day, or in
+        # grace) is "the instalment due on D", paid after every late one.
+        past = [a for a in due if a.due_on < on and a.on_time_until < on]
+        today = [a for a in due if not (a.due_on < on and a.on_time_until < on)]
         taken: dict[int, list[Money]] = {a.number: [ZERO, ZERO] for a in due}
         steps = [(a, 0) for a in past] + [(a, 1) for a in past]
         steps += [step for a in today for step in ((a, 0), (a, 1))]

@@ -497,10 +497,6 @@ def test_ln5_split_of_an_overdue_deduction(world: World) -> None:
     books_ok(ledger, date(2025, 3, 18))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (ledger/loan_book.py LoanBook._apply): an instalment whose due date "
-                   "fell on a weekend is treated as past-due on its deduction day, so its interest is taken "
-                   "before the older instalment's principal; LN-4 says a payment that day is on time, so it is "
-                   "the instalment due on D (LN-5 step 4)")
 def test_ln5_split_when_the_due_date_moved_to_the_next_working_day(world: World) -> None:
     """As above for the worked loan: instalment 2 is due Saturday 03-15 and deducted Monday 03-17."""
     home = world.worked
