@@ -33,6 +33,10 @@ def _library_years() -> tuple[int, int]:
     return min(years), max(years)
 
 
+NEXT_WORKING_DAY_CACHE_MAX = 200_000
+_NEXT_WORKING_DAY: dict[tuple[frozenset, frozenset, date], date] = {}  # pure function of its key
+
+
 class WorkingCalendar:
     """Answers whether a date is a working day and which working day comes next."""
 
@@ -90,6 +94,16 @@ class WorkingCalendar:
 
     def next_working_day(self, day: date) -> date:
         """``day`` itself if it is a working day, else the first working day after it."""
+        key = (self.extra_holidays, self.extra_workdays, day)
+        known = _NEXT_WORKING_DAY.get(key)
+        if known is None:
+            known = self._next_working_day(day)
+            if len(_NEXT_WORKING_DAY) >= NEXT_WORKING_DAY_CACHE_MAX:
+                _NEXT_WORKING_DAY.clear()
+            _NEXT_WORKING_DAY[key] = known
+        return known
+
+    def _next_working_day(self, day: date) -> date:
         candidate = day
         for _ in range(NON_WORKING_RUN_DAYS_MAX + 1):
             if self.is_working_day(candidate):

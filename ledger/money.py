@@ -106,7 +106,15 @@ class Money:
         """Wrap a computed Decimal, rounding it to the fen (half up)."""
         if isinstance(value, float):
             raise MoneyError("amount", "MNY-1 floats are refused", value)
-        return cls(round_fen(Decimal(value)))
+        return cls._exact(round_fen(Decimal(value)))
+
+    @classmethod
+    def _exact(cls, amount: Decimal) -> "Money":
+        """Internal fast path: ``amount`` is already a Decimal with exactly two places (a sum or
+        difference of Money, or the result of round_fen); no parsing, no rounding."""
+        money = object.__new__(cls)
+        object.__setattr__(money, "amount", amount)
+        return money
 
     @classmethod
     def zero(cls) -> "Money":
@@ -114,10 +122,10 @@ class Money:
 
     @classmethod
     def sum(cls, values: Iterable["Money"]) -> "Money":
-        total = Decimal(0)
+        total = FEN - FEN  # Decimal("0.00"): keeps two places
         for value in values:
             total += value.amount
-        return cls(total)
+        return cls._exact(total)
 
     # -- arithmetic -----------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
@@ -126,7 +134,7 @@ class Money:
     def __add__(self, other: "Money") -> "Money":
         if not isinstance(other, Money):
             return NotImplemented
-        return Money(self.amount + other.amount)
+        return Money._exact(self.amount + other.amount)
 
     def __radd__(self, other: Any) -> "Money":
         if other == 0 and not isinstance(other, float):  # lets sum() start from 0
@@ -136,19 +144,19 @@ class Money:
     def __sub__(self, other: "Money") -> "Money":
         if not isinstance(other, Money):
             return NotImplemented
-        return Money(self.amount - other.amount)
+        return Money._exact(self.amount - other.amount)
 
     def __neg__(self) -> "Money":
-        return Money(-self.amount)
+        return Money._exact(-self.amount)
 
     def __abs__(self) -> "Money":
-        return Money(abs(self.amount))
+        return Money._exact(abs(self.amount))
 
     def times(self, factor: Decimal) -> "Money":
         """Multiply by an exact Decimal factor and round to the fen."""
         if isinstance(factor, float):
             raise MoneyError("factor", "MNY-1 floats are refused", factor)
-        return Money(round_fen(self.amount * factor))
+        return Money._exact(round_fen(self.amount * factor))
 
     def min(self, other: "Money") -> "Money":
         return self if self <= other else other
