@@ -23,7 +23,11 @@ test: $(STAMP)
 
 benchmarks: $(STAMP)
 	scripts/ensure-postgres
-	$(VENV)/bin/python benchmarks/run_all.py
+	$(VENV)/bin/python benchmarks/remittance_import.py --lines 100000
+	$(VENV)/bin/python benchmarks/loan_daily.py --loans 2000
+	$(VENV)/bin/python benchmarks/offset_run.py --loans 20000
+	$(VENV)/bin/python benchmarks/projection_rebuild.py
+	$(VENV)/bin/python -m benchmarks.api_load
 
 clean:
 	rm -rf $(VENV) gjj-data .pytest_cache .hypothesis

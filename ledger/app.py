@@ -12,6 +12,7 @@ from ledger.aggregates.loan import Loan
 from ledger.application import LedgerBase
 from ledger.audit import AnchoredApplicationMixin
 from ledger.services.accounts import AccountCommands
+from ledger.services.banking import BankingCommands
 from ledger.services.books import BookCommands
 from ledger.services.contributions import ContributionCommands
 from ledger.services.debits import DebitCommands
@@ -24,7 +25,7 @@ LOAN_SNAPSHOT_INTERVAL_EVENTS = 24  # a loan gains about two events a month; its
 
 
 class Ledger(AnchoredApplicationMixin, AccountCommands, ContributionCommands, WithdrawalCommands, LoanCommands,
-             OffsetCommands, DebitCommands, BookCommands, LedgerBase):
+             OffsetCommands, DebitCommands, BankingCommands, BookCommands, LedgerBase):
     """The book of record of one fund centre; every committed save extends the audit chain (AUD-1)."""
 
     snapshotting_intervals = {FundAccount: SNAPSHOT_INTERVAL_EVENTS, Loan: LOAN_SNAPSHOT_INTERVAL_EVENTS}

@@ -124,9 +124,9 @@ class LedgerBase(Application):
     def check_value_date(self, value_date: date, field: str = "value_date") -> date:
         """MNY-4: never after its recording, at most k days before it."""
         today = self.today()
-        limit = self.policy.at(value_date).time.value_date_backdate_days_max
         if value_date > today:
             raise ValueDateError(f"value date {value_date} is after the recording date {today}", field=field)
+        limit = self.policy.at(today).time.value_date_backdate_days_max
         if (today - value_date).days > limit:
             raise ValueDateError(f"value date {value_date} is more than {limit} days before {today}", field=field)
         return value_date

@@ -643,6 +643,9 @@ def main() -> None:
 
     cli = importlib.import_module("ledger.cli")  # the same module object even under ``python -m``
     importlib.import_module("ledger.cli_reports")  # projections, statement, audit (ADR 0008)
+    from ledger.cli_bank import register_bank_commands
+
+    register_bank_commands(cli.app)  # bank export-debits|import, reconcile, serve (ADR 0009)
     cli.app()
 
 

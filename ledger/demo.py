@@ -64,6 +64,7 @@ class DemoState:
     loans: list[str] = field(default_factory=list)
     poor: set[str] = field(default_factory=set)
     card_only: dict[str, int] = field(default_factory=dict)  # loan -> due day
+    out: Path = Path("gjj-data/demo-out")
     debit_results: dict[str, int] = field(default_factory=dict)
     offset_totals: dict[str, Money] = field(default_factory=dict)
     receipts: int = 0
@@ -145,10 +146,12 @@ def _some_withdrawals(state: DemoState, month: date) -> None:
             state.withdrawals += 1
 
 
-def _loan_terms(ledger: Any, husband: DemoMember, wife: DemoMember, rng: random.Random) -> tuple[str, int, str, str]:
+def _loan_terms(ledger: Any, husband: DemoMember, wife: DemoMember, rng: random.Random,
+                share: Decimal) -> tuple[str, int, str, str]:
+    """A loan of ``share`` of what LN-1 allows (balances × 25, capped), in whole ten-thousands."""
     balances = ledger.account(husband.account_no).balance + ledger.account(wife.account_no).balance
     ceiling = min(balances.times(Decimal(25)), Money("1000000.00"))
-    principal = Money(Decimal(int(ceiling.amount * Decimal("0.95") / 10000) * 10000))
+    principal = Money(Decimal(int(ceiling.amount * share / 10000) * 10000))
     age = LOANS_FROM.year - int(husband.id_number[6:10])
     months = max(60, min(rng.choice([240, 300, 360]), (64 - age) * 12))
     return str(principal), months, str(principal.times(Decimal("1.5"))), str(principal.times(Decimal("0.03")))
@@ -163,7 +166,9 @@ def open_loans(state: DemoState) -> None:
         day = LOANS_FROM + timedelta(days=index % 8)
         state.clock.set_day(day)
         ledger.set_card(husband.id_number, "ICBC", card_number(index + 1))
-        principal, months, price, income = _loan_terms(ledger, husband, wife, rng)
+        poor = len(state.poor) < POOR_BORROWERS and index % 7 == 3
+        principal, months, price, income = _loan_terms(ledger, husband, wife, rng,
+                                                       Decimal("0.95") if poor else Decimal("0.45"))
         if Money(principal) < Money("50000.00"):
             continue
         try:
@@ -183,26 +188,18 @@ def open_loans(state: DemoState) -> None:
             ledger.create_mandate(loan_no, day, with_spouse=index % 5 != 4)
             for payer in ledger.mandate(loan_no).payers:
                 ledger.sign_mandate(loan_no, ledger.repository.get(UUID(payer["member_id"])).id_number, day)
-        if len(state.poor) < POOR_BORROWERS and index % 7 == 3:
+        if poor:
             state.poor.add(loan_no)
 
 
 def play_bank(state: DemoState, day: date) -> None:
-    """The entrusted bank: takes the day's debit batch and answers each line (OFF-3)."""
-    ledger, rng = state.ledger, state.rng
-    created = ledger.debits(("CREATED",))
-    if not created:
-        return
-    rows = ledger.submit_debits(created, day, f"B{day:%Y%m%d}")
-    for row in rows:
-        reference = f"H{day:%Y%m%d}{row['sequence']:05d}"
-        if row["loan_no"] in state.poor:
-            outcome = ledger.fail_debit(row["serial"], day, "E0001", "余额不足", reference)
-        elif rng.randrange(1000) < BANK_REVOKES_PER_MILLE:
-            outcome = ledger.fail_debit(row["serial"], day, "E0003", "批次被撤销", reference)
-        else:
-            outcome = ledger.collect_debit(row["serial"], day, reference, row["amount"])
-        state.debit_results[outcome["state"]] = state.debit_results.get(outcome["state"], 0) + 1
+    """The entrusted bank answers the day's debit file (OFF-3), through the national files."""
+    from ledger.demo_bank import exchange_debit_files
+
+    counts = exchange_debit_files(state.ledger, day, state.out / "bank", state.poor, state.rng,
+                                  BANK_REVOKES_PER_MILLE)
+    for outcome, count in counts.items():
+        state.debit_results[outcome] = state.debit_results.get(outcome, 0) + count
 
 
 def bank_posts_repayments(state: DemoState, day: date) -> None:
@@ -270,6 +267,47 @@ def summary(state: DemoState, interest_runs: list[dict[str, Any]]) -> dict[str, 
     }
 
 
+def write_statements(state: DemoState, day: date) -> dict[str, Any]:
+    """A few members' documents (ST-1), JSON and PDF, from the read models."""
+    import json
+
+    from ledger.projections import Projector, ReadModel
+    from ledger.reports import (account_statement_to_json, contribution_certificate_to_json,
+                                render_account_statement_pdf, render_contribution_certificate_pdf,
+                                render_repayment_statement_pdf, repayment_statement_to_json)
+    from ledger.statements import account_statement, contribution_certificate, repayment_statement
+
+    ledger, folder = state.ledger, state.out / "statements"
+    folder.mkdir(parents=True, exist_ok=True)
+    projector = Projector.for_ledger(ledger)
+    projector.catch_up()
+    read, written = ReadModel(projector.engine), []
+    centre = ledger.policy.centre_name
+    for member in state.members[:2]:
+        doc = account_statement(read, member.account_no, DEMO_START, day, issued_on=day, centre_name=centre)
+        written += _write(folder / f"account-{member.account_no}", account_statement_to_json(doc),
+                          render_account_statement_pdf(doc))
+        cert = contribution_certificate(read, ledger.audit, ledger.policy, member.id_number, day, issued_on=day,
+                                        mask_id=True)
+        written += _write(folder / f"certificate-{member.account_no}", contribution_certificate_to_json(cert),
+                          render_contribution_certificate_pdf(cert))
+    for loan_no in state.loans[:2]:
+        doc = repayment_statement(read, loan_no, day, issued_on=day, centre_name=centre)
+        written += _write(folder / f"repayment-{loan_no}", repayment_statement_to_json(doc),
+                          render_repayment_statement_pdf(doc))
+    projector.close()
+    return {"folder": str(folder), "files": [p.name for p in written]}
+
+
+def _write(stem: Path, payload: dict[str, Any], pdf: bytes) -> list[Path]:
+    import json
+
+    json_path, pdf_path = stem.with_suffix(".json"), stem.with_suffix(".pdf")
+    json_path.write_text(json.dumps(payload, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    pdf_path.write_bytes(pdf)
+    return [json_path, pdf_path]
+
+
 def _interest_runs(ledger: Any) -> list[dict[str, Any]]:
     from ledger.aggregates.offset import OffsetRunLog
 
@@ -292,7 +330,7 @@ def run_demo(path: Path, members: int = 1000, months: int = 24, out: Path | None
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     clock = FixedClock(datetime(DEMO_START.year, DEMO_START.month, 1, 9, tzinfo=CHINA_TZ))
     ledger = Ledger(f"sqlite:///{path}", clock=clock)
-    state = DemoState(ledger, clock, random.Random(SEED))
+    state = DemoState(ledger, clock, random.Random(SEED), out=out or Path("gjj-data/demo-out"))
     interest_runs = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console or Console(stderr=True)) as bar:
@@ -309,6 +347,11 @@ def run_demo(path: Path, members: int = 1000, months: int = 24, out: Path | None
                     run_days(state, month)
         bar.update(task, advance=1, description="summary")
         result = summary(state, interest_runs)
+        last_day = clock.now().date()
+        from ledger.demo_bank import reconcile_demo
+
+        result["reconciliation"] = reconcile_demo(ledger, last_day, state.out / "bank")
+        result["statements"] = write_statements(state, last_day)
         result["audit_verify"] = _verify(ledger)
     ledger.close()
     return result
