@@ -634,7 +634,37 @@ def demo(path: Path = typer.Option(Path("gjj-data/demo.sqlite3"), help="A fresh 
         summary = run_demo(path, members=members, months=months, out=out, console=err_console)
     except EXPECTED_ERRORS as error:
         fail(error, as_json)
-    emit(summary, as_json, lambda s: console.print_json(json.dumps(s, ensure_ascii=False, default=str)))
+    emit(summary, as_json, _render_demo)
+
+
+def _render_demo(s: dict) -> None:
+    lending, recon = s["lending"], s["reconciliation"]
+    console.print(f"[bold]{s['centre']}[/bold] demo in {s['store']}", highlight=False)
+    console.print(f"employers {s['employers']}, members {s['members']} ({s['married_couples']} couples), "
+                  f"remittances received {s['bank_receipts']}, withdrawals {s['withdrawals']}", highlight=False)
+    console.print(f"Σ balances {s['sum_of_balances']} = fund liability (2001) {s['fund_liability_2001']}",
+                  highlight=False)
+    console.print(f"loans {lending['loans']} ({lending['with_offset_mandate']} with 冲还贷 mandate), outstanding "
+                  f"{lending['outstanding_principal']}; offset from borrower funds "
+                  f"{lending['offset_source_split'].get('from_borrower_funds')}, spouse funds "
+                  f"{lending['offset_source_split'].get('from_spouse_funds')}, cards "
+                  f"{lending['offset_source_split'].get('to_cards')}", highlight=False)
+    console.print(f"card debits {lending['card_debit_results']}; delinquent by bucket "
+                  f"{lending['delinquent_by_bucket']}", highlight=False)
+    table = Table(title="trial balance")
+    for column in ("account", "name", "side", "balance"):
+        table.add_column(column, justify="right" if column == "balance" else "left")
+    for row in s["trial_balance"]["accounts"]:
+        table.add_row(row["account"], f"{row['name_zh']} {row['name']}", row["side"], row["balance"])
+    console.print(table)
+    console.print(f"debit side {s['trial_balance']['debit_side']} = credit side {s['trial_balance']['credit_side']}; "
+                  f"books check {'ok' if s['books_check']['ok'] else 'FAILED'}; audit verify "
+                  f"{'ok' if s['audit_verify']['ok'] else 'FAILED'} ({s['audit_verify']['checked']} events)",
+                  highlight=False)
+    console.print(f"reconciliation {recon['statement']}: {recon['results']}; planted: {'; '.join(recon['planted'])}",
+                  highlight=False)
+    console.print(f"statements in {s['statements']['folder']}: {len(s['statements']['files'])} files "
+                  "(JSON and PDF)", highlight=False)
 
 
 def main() -> None:
