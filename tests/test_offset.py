@@ -760,16 +760,18 @@ def test_a_catch_up_over_a_loan_posted_after_the_date_still_gives_it_an_outcome(
     books_ok(ledger, FIRST_DEDUCTION, date(2025, 2, 18))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (ledger/aggregates/loan.py Loan._live + the book's replay): a card "
-                   "collection whose host date precedes a payment already posted (counter payment the next day) "
-                   "raises BackdatedOperation, so the bank result cannot be recorded; allowing it would "
-                   "re-allocate the later payment whose journal is already posted (needs a COR-3 style "
-                   "re-allocation with correcting entries)")
 def test_a_collection_on_a_host_date_before_a_later_counter_payment(world: World) -> None:
     ledger, home = world.ledger(), world.worked
     debit = _first_debit(world, ledger, home)
     world.on(date(2025, 2, 18))
     ledger.pay_loan(home.loan_no, "100.00", date(2025, 2, 18), "counter", "C-0218")
+    due_before = ledger.loan(home.loan_no).book.amount_due(date(2025, 2, 19))
     world.on(date(2025, 2, 19))
-    ledger.collect_debit(debit.serial, FIRST_DEDUCTION, "H1", Money("367.79"))
+    result = ledger.collect_debit(debit.serial, FIRST_DEDUCTION, "H1", Money("367.79"))
+    # BNK-5: the bank took the money on its host date, before the counter payment the loan already took;
+    # it is never refused: it waits in suspense (2102) with its bank reference for staff to apply.
+    assert result["state"] == "COLLECTED" and result["suspense"] == "367.79" and result["applied"] == "0.00"
+    assert ledger.debit_by_serial(debit.serial).state == "COLLECTED"
+    assert ledger.loan(home.loan_no).book.amount_due(date(2025, 2, 19)) == due_before
+    assert ledger.trial_balance().balance("2102") == Money("367.79")
     books_ok(ledger)

@@ -56,7 +56,9 @@ class DebitCommands:
         return self.execute("submit-debits", f"submit:{batch_number}", content, body)["rows"]
 
     def collect_debit(self, serial: str, host_date: date, bank_reference: str, amount: Money) -> dict[str, Any]:
-        """COLLECTED: the loan is paid as of the host date; what cannot be applied goes to suspense (BNK-5)."""
+        """COLLECTED: the loan is paid as of the host date; what cannot be applied goes to suspense (BNK-5):
+        money for a closed loan, and money whose host date is before a payment the loan already took
+        (applying it would re-allocate that later payment; staff allocate it from suspense)."""
         content = {"serial": serial, "host_date": host_date.isoformat(), "amount": str(amount)}
 
         def body():
@@ -67,13 +69,14 @@ class DebitCommands:
                                       rule="BNK-4")
             debit.mark_collected(host_date=host_date, bank_reference=bank_reference, amount=amount)
             loan = self.loan(debit.loan_no)
-            if loan.state == ACTIVE:
+            behind = loan.state == ACTIVE and loan.disbursed_on is not None and host_date < loan.book.last_on
+            if loan.state == ACTIVE and not behind:
                 figures = loan.pay(amount, host_date, "card", bank_reference, self.centre_bank_account)
                 return {"serial": serial, "state": debit.state, "applied": str(amount - figures["excess"]),
                         "suspense": str(figures["excess"])}, [debit, loan]
             receipt = BankReceipt.record(debit.bank, host_date.strftime("%Y%m%d"), bank_reference,
                                          self.centre_bank_account, amount, host_date, serial, "", ZERO,
-                                         f"closed loan {loan.loan_no}")
+                                         f"{'backdated, for staff' if behind else 'closed'} loan {loan.loan_no}")
             return {"serial": serial, "state": debit.state, "applied": "0.00", "suspense": str(amount)}, \
                 [debit, receipt]
         return self.execute("collect-debit", f"debit-result:{bank_reference}", content, body)
