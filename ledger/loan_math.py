@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from decimal import Decimal, localcontext
 from typing import Iterator, Sequence
 
+from ledger.rules import LedgerRuleError
 from ledger.money import ZERO, Money, MoneyError, parse_rate
 
 EQUAL_INSTALMENT = "equal-instalment"
@@ -37,20 +38,10 @@ DAYS_PER_YEAR = 360  # MNY-3: daily = annual / 360
 PERCENT = Decimal("100")
 
 
-class LoanRuleError(ValueError):
+class LoanRuleError(LedgerRuleError, ValueError):
     """Base of every loan-rule refusal; ``rule`` is the SPEC id, ``field`` the input."""
 
     rule = "LN"
-
-    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None):
-        self.field = field
-        if rule:
-            self.rule = rule
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        where = f"{self.field}: " if self.field else ""
-        return f"{where}{super().__str__()} [{self.rule}]"
 
 
 class ScheduleError(LoanRuleError):

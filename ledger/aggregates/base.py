@@ -22,29 +22,13 @@ from typing import Any, Iterator
 from eventsourcing.domain import Aggregate
 
 from ledger.money import ZERO, Money
+from ledger.rules import LedgerRuleError  # noqa: F401  (re-exported: every layer raises it)
 
 NAMESPACE = uuid.UUID("6f1d8f0a-93c4-4a53-9a4e-2b1b5c0f9a11")
 
 _recorded_at: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
     "gjj_recorded_at", default=None
 )
-
-
-class LedgerRuleError(Exception):
-    """Base of every business-rule refusal; ``rule`` is the SPEC id, ``field`` the input."""
-
-    rule = "RULE"
-
-    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None):
-        self.field = field
-        if rule:
-            self.rule = rule
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        base = super().__str__()
-        where = f"{self.field}: " if self.field else ""
-        return f"{where}{base} [{self.rule}]"
 
 
 class NoRecordingTimeError(RuntimeError):
