@@ -417,17 +417,31 @@ def test_a_sealed_borrower_pays_unless_policy_says_no(world: World, make_policy:
     books_ok(ledger)
 
 
-def test_a_closed_spouse_account_and_an_empty_borrower_account_pay_nothing(world: World) -> None:
-    """CLOSED → 0.00 available; a zero balance → 0.00: the card pays the whole instalment."""
+def test_empty_payer_accounts_pay_nothing_and_the_card_pays_it_all(world: World) -> None:
+    """A zero balance → 0.00 available: the card pays the whole instalment."""
+    ledger, home = world.ledger(), world.worked
+    sign_mandate(ledger, home)
+    set_balances(world, ledger, home, "0.00", "0.00", on=date(2025, 2, 3))
+    run(world, ledger, FIRST_DEDUCTION)
+    found = deduction(ledger, home, FIRST_DEDUCTION)
+    assert (found.outcome, found.parts, found.card_amount) == (DEDUCTED, [], INSTALMENT)
+    assert live_debit(ledger, home).amount == INSTALMENT
+    books_ok(ledger)
+
+
+def test_a_payer_account_closing_ends_the_mandate_at_once(world: World) -> None:
+    """OFF-1: a payer account closes (transfer out) → MandateEnded; the loan is skipped from then on."""
     ledger, home = world.ledger(), world.worked
     sign_mandate(ledger, home)
     set_balances(world, ledger, home, "0.00", "0.00", on=date(2025, 2, 3))
     ledger.close_account(home.spouse_account, "transfer-out", date(2025, 2, 3))
     assert ledger.account(home.spouse_account).state == CLOSED
+    mandate = ledger.mandate(home.loan_no)
+    assert (mandate.ended_on, mandate.end_reason) == (date(2025, 2, 3), "PAYER_CLOSED:transfer-out")
+    assert ledger.account(home.borrower_account).agreement is None
     run(world, ledger, FIRST_DEDUCTION)
     found = deduction(ledger, home, FIRST_DEDUCTION)
-    assert (found.outcome, found.parts, found.card_amount) == (DEDUCTED, [], INSTALMENT)
-    assert live_debit(ledger, home).amount == INSTALMENT
+    assert (found.outcome, found.reason) == (SKIPPED, "MANDATE_ENDED")
     books_ok(ledger)
 
 
@@ -774,4 +788,22 @@ def test_a_collection_on_a_host_date_before_a_later_counter_payment(world: World
     assert ledger.debit_by_serial(debit.serial).state == "COLLECTED"
     assert ledger.loan(home.loan_no).book.amount_due(date(2025, 2, 19)) == due_before
     assert ledger.trial_balance().balance("2102") == Money("367.79")
+    books_ok(ledger)
+
+
+def test_the_mandate_ends_at_once_when_the_spouse_link_ends(world: World) -> None:
+    """OFF-1: the spouse link ends → MandateEnded, both payer accounts are free, the next run skips the loan."""
+    ledger, home = world.ledger(), world.worked
+    sign_mandate(ledger, home)
+    world.on(date(2025, 2, 10))
+    result = ledger.unlink_spouses(home.borrower, home.spouse, date(2025, 2, 10))
+    assert result["mandates_ended"] == [home.loan_no]
+    mandate = ledger.mandate(home.loan_no)
+    assert mandate.ended_on == date(2025, 2, 10) and mandate.end_reason == "SPOUSE_LINK_ENDED"
+    assert ledger.account(home.borrower_account).agreement is None
+    assert ledger.account(home.spouse_account).agreement is None
+    world.on(FIRST_DEDUCTION)
+    ledger.run_offset(FIRST_DEDUCTION)
+    deduction = ledger.repository.get(Deduction.create_id(home.loan_no, FIRST_DEDUCTION))
+    assert (deduction.outcome, deduction.reason) == ("SKIPPED", "MANDATE_ENDED")
     books_ok(ledger)

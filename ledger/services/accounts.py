@@ -207,7 +207,11 @@ class AccountCommands:
         def body():
             a, b = self.member(id_number_a), self.member(id_number_b)
             a.unlink_spouse(b, value_date)
-            return {"member": a.id_number, "spouse": b.id_number, "unlinked": True}, [a, b]
+            accounts = [acc for acc in (self.find(FundAccount.create_id(m.account_no)) for m in (a, b)) if acc]
+            ended = self.end_offset_agreements(accounts, value_date, "SPOUSE_LINK_ENDED")
+            return {"member": a.id_number, "spouse": b.id_number, "unlinked": True,
+                    "mandates_ended": [m.loan_no for m in ended if hasattr(m, "loan_no")]}, \
+                [a, b, *[acc for acc in accounts if acc.pending_events], *ended]
         return self.execute("unlink-spouses", None, {}, body)
 
     def set_card(self, id_number: str, bank: str, card_number: str, branch_code: str = "",
@@ -263,7 +267,8 @@ class AccountCommands:
         def body():
             account = self.account(account_no)
             account.close(reason, self.check_value_date(value_date))
-            return self._state_result(account), [account]
+            ended = self.end_offset_agreements([account], value_date, f"PAYER_CLOSED:{reason}")
+            return self._state_result(account), [account, *ended]
         return self.execute("close", None, {}, body)
 
     def _state_result(self, account: FundAccount) -> dict[str, Any]:

@@ -202,6 +202,25 @@ class OffsetCommands:
                 account.set_agreement(agreement=None)
         return [mandate, *accounts]
 
+    def end_offset_agreements(self, accounts: list[FundAccount], on: date, reason: str) -> list[Any]:
+        """OFF-1: a payer account closed or transferred out, or the spouse link ended: the mandate ends at
+        once and every payer account is free again. ``accounts`` are the caller's loaded copies (one save)."""
+        loaded = {a.account_no: a for a in accounts}
+        touched: list[Any] = []
+        for agreement in {a.agreement for a in accounts if a.agreement and a.agreement.startswith("offset:")}:
+            mandate = self.find(OffsetMandate.create_id(agreement.split(":", 1)[1]))
+            if mandate is None or mandate.ended_on is not None:
+                continue
+            mandate.end(on, reason)
+            touched.append(mandate)
+            for payer in mandate.payers:
+                account = loaded.get(payer["account_no"]) or self.account(payer["account_no"])
+                if account.agreement == agreement:
+                    account.set_agreement(agreement=None)
+                if payer["account_no"] not in loaded:
+                    touched.append(account)
+        return touched
+
     def live_debit_state(self, loan: Loan) -> str | None:
         mandate = self.find(OffsetMandate.create_id(loan.loan_no))
         if mandate is None or mandate.last_debit_id is None:

@@ -129,10 +129,12 @@ class WithdrawalCommands:
                 payout, instructed = self.instruct_payout(posting_id, account_no, payee_name, paid, value_date,
                                                           f"withdrawal:{rule.code}")
                 serial = payout.serial
+            ended = self.end_offset_agreements([account], value_date, "PAYER_CLOSED:withdrawal") \
+                if rule.closing else []
             return {"account_no": account_no, "kind": rule.kind, "reason_code": rule.code, "amount": str(paid),
                     "interest": str(missed + interest.interest) if interest else "0.00", "serial": serial,
                     "posting_id": posting_id, "state": account.state, "balance": str(account.balance)}, \
-                [account, *instructed]
+                [account, *instructed, *ended]
         return self.execute("withdraw", idempotency_key, content, body)
 
     def _check_withdrawal_rules(self, account: FundAccount, member: Member, rule: Any, money: Money | None,
