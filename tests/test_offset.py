@@ -807,3 +807,36 @@ def test_the_mandate_ends_at_once_when_the_spouse_link_ends(world: World) -> Non
     deduction = ledger.repository.get(Deduction.create_id(home.loan_no, FIRST_DEDUCTION))
     assert (deduction.outcome, deduction.reason) == ("SKIPPED", "MANDATE_ENDED")
     books_ok(ledger)
+
+
+def test_takes_overdue_no_deducts_only_the_instalment_due_in_the_window(world: World,
+                                                                        make_policy: Callable[..., Any]) -> None:
+    """⚙ offset.takes_overdue = no: the run takes the instalment due on D only (2,067.79), not the overdue
+    instalment 1 and its penalty; the money is still allocated in LN-5 order (penalty and oldest first)."""
+    home = world.households[1]
+    ledger = world.ledger(make_policy(offset={"takes_overdue": False}))
+    set_balances(world, ledger, home, "1200.00", "500.00")
+    world.on(date(2025, 2, 12))
+    sign_mandate(ledger, home, date(2025, 2, 10), date(2025, 2, 12))
+    run(world, ledger, date(2025, 2, 18))
+    run(world, ledger, date(2025, 3, 18))
+    found = deduction(ledger, home, date(2025, 3, 18))
+    assert found.amount_due == INSTALMENT
+    assert found.card_amount == INSTALMENT - Money("1700.00")
+    assert found.parts[0]["penalty"] == Money("6.88")  # LN-5: the penalty (28 days) is paid first
+    books_ok(ledger)
+
+
+def test_no_fund_money_and_no_card_is_skipped_for_staff(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing available in the fund accounts and no repayment card: SKIPPED(NO_AVAILABLE_ACCOUNT)."""
+    from ledger.aggregates.loan import Loan
+
+    ledger, home = world.ledger(), world.worked
+    sign_mandate(ledger, home)
+    set_balances(world, ledger, home, "0.00", "0.00", on=date(2025, 2, 3))
+    # a loan whose borrower never gave a card (LN-9): every replayed copy reads an empty card
+    monkeypatch.setattr(Loan, "card", property(lambda self: {}, lambda self, value: None), raising=False)
+    run(world, ledger, FIRST_DEDUCTION)
+    found = deduction(ledger, home, FIRST_DEDUCTION)
+    assert (found.outcome, found.reason, found.card_amount) == (SKIPPED, "NO_AVAILABLE_ACCOUNT", ZERO)
+    books_ok(ledger)

@@ -312,7 +312,7 @@ class OffsetCommands:
             # deduction is value-dated the book's date (never after today).
             value_on = max(day, loan.book.last_on)
             loan.accrue(value_on)
-            amount_due = loan.book.amount_due(value_on)
+            amount_due = self._offset_amount(loan, value_on, policy)
             if amount_due.is_zero:
                 reason = "NOTHING_DUE"
         if debit is not None and debit.state in ("CREATED", "FAILED") and reason != "DEBIT_PENDING":
@@ -326,12 +326,24 @@ class OffsetCommands:
         parts = self._take_from_funds(day, value_on, loan, payers,
                                       split_shortfall(amount_due, payers, policy.offset), policy, report)
         card_amount = amount_due - Money.sum(p["amount"] for p in parts)
+        if not parts and not (loan.card or {}).get("number"):
+            report.skipped["NO_AVAILABLE_ACCOUNT"] += 1  # no fund money and no card: staff must act
+            return [*touched, self._record_deduction(loan, day, SKIPPED, "NO_AVAILABLE_ACCOUNT", amount_due, [],
+                                                     ZERO, None, policy)]
         new_debit = self._card_debit(day, loan, mandate, card_amount, report) if card_amount > ZERO else None
         report.deducted += 1
         deduction = self._record_deduction(loan, day, DEDUCTED, None, amount_due, parts, card_amount,
                                  new_debit.id if new_debit else None, policy)
         return [*touched, loan, mandate, *[p.account for p in payers], *([new_debit] if new_debit else []),
                 deduction]
+
+    def _offset_amount(self, loan: Loan, on: date, policy: PolicyVersion) -> Money:
+        """OFF-2: the amount due (LN-5) with overdue parts and penalty, or ⚙ ``takes_overdue`` = no: only the
+        instalments still on time on ``on`` (due in this deduction's window)."""
+        if policy.offset.takes_overdue:
+            return loan.book.amount_due(on)
+        current = [a for a in loan.book.accounts if a.due_on <= on and a.on_time_until >= on]
+        return Money.sum(a.unpaid for a in current)
 
     def _skip_reason(self, day: date, loan: Loan, mandate: OffsetMandate, debit: BankDebit | None) -> str | None:
         if loan.state == CLOSED or loan.state != ACTIVE:
