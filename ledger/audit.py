@@ -28,6 +28,7 @@ removals: only the chain rows say which positions existed.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import enum
@@ -284,7 +285,7 @@ def _checked_identifier(name: str) -> str:
 # -- the two databases ---------------------------------------------------------------------
 
 
-class _Store:
+class _Store(abc.ABC):
     """SQL over the recorder's own datastore; statements are written with ``?`` markers."""
 
     integer = "INTEGER"
@@ -330,8 +331,9 @@ class _Store:
             f"ON {self.chain} (originator_id, position)",
         ]
 
+    @abc.abstractmethod
     def create_tables(self, *, with_anchor_table: bool) -> None:
-        raise NotImplementedError
+        """Create the chain (and anchor) tables in this engine's dialect."""
 
     def lock_chain(self, cursor: Any) -> None:
         """Serialise extenders inside the write transaction (a no-op where writes are)."""

@@ -51,7 +51,7 @@ def _select(recorder: Any, ids: list[UUID]) -> list[StoredEvent]:
         return _sqlite_rows(recorder, table, ids)
     if type(recorder).__module__.startswith("eventsourcing.postgres"):
         return _postgres_rows(recorder, table.split(".")[-1], ids)
-    raise NotImplementedError(f"bulk loading is not written for {type(recorder).__name__}")
+    return []  # another store (e.g. in-memory): load_many falls back to the repository
 
 
 def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
@@ -59,6 +59,8 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
+    if not type(app.recorder).__module__.startswith(("eventsourcing.sqlite", "eventsourcing.postgres")):
+        return _one_by_one(app, wanted)
     snapshots: dict[UUID, StoredEvent] = {}
     if app.snapshots is not None:
         for stored in _select(app.snapshots.recorder, wanted):
@@ -72,3 +74,16 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
             continue
         aggregates[stored.originator_id] = app.mapper.to_domain_event(stored).mutate(current)
     return aggregates
+
+
+def _one_by_one(app: Any, ids: list[UUID]) -> dict[UUID, Any]:
+    """The plain path for stores this module has no SQL for: the repository, one aggregate at a time."""
+    from eventsourcing.application import AggregateNotFoundError
+
+    found = {}
+    for aggregate_id in ids:
+        try:
+            found[aggregate_id] = app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            continue
+    return found
