@@ -45,6 +45,34 @@ def _postgres_rows(recorder: Any, table: str, ids: list[UUID]) -> list[StoredEve
                             topic=r["topic"], state=bytes(r["state"])) for r in cursor.fetchall()]
 
 
+def existing_ids(app: Any, ids: Iterable[UUID]) -> set[UUID]:
+    """Which of ``ids`` have events (their first version), without decoding anything: the cheap
+    "already done?" check of a re-run (STACK-NOTES: check first, keep the derived id as the safety net)."""
+    wanted = list(dict.fromkeys(ids))
+    recorder, found = app.recorder, set()
+    module = type(recorder).__module__
+    if module.startswith("eventsourcing.sqlite"):
+        for start in range(0, len(wanted), IN_LIST_MAX):
+            chunk = wanted[start:start + IN_LIST_MAX]
+            statement = (f"SELECT originator_id FROM {recorder.events_table_name} WHERE originator_version = 1 "
+                         f"AND originator_id IN ({','.join('?' * len(chunk))})")
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement, [i.hex for i in chunk])
+                found.update(recorder.convert_originator_id(r["originator_id"]) for r in cursor.fetchall())
+        return found
+    if module.startswith("eventsourcing.postgres"):
+        from psycopg.sql import SQL, Identifier
+
+        statement = SQL("SELECT originator_id FROM {schema}.{table} WHERE originator_version = 1 "
+                        "AND originator_id = ANY(%s)").format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name.split(".")[-1]))
+        with recorder.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(statement, [wanted])
+            return {r["originator_id"] for r in cursor.fetchall()}
+    return set(_one_by_one(app, wanted))
+
+
 def _select(recorder: Any, ids: list[UUID]) -> list[StoredEvent]:
     table = recorder.events_table_name
     if type(recorder).__module__.startswith("eventsourcing.sqlite"):

@@ -280,7 +280,9 @@ class OffsetCommands:
 
     def _offset_batch(self, day: date, rows: list[dict[str, Any]]) -> tuple[DayReport, list[Any]]:
         report = DayReport(day)
-        done = self.load_many(Deduction.create_id(r["loan_no"], day) for r in rows)
+        from ledger.bulk import existing_ids
+
+        done = existing_ids(self, [Deduction.create_id(r["loan_no"], day) for r in rows])
         todo = [r for r in rows if Deduction.create_id(r["loan_no"], day) not in done]
         report.already = len(rows) - len(todo)
         mandates = self.load_many(r["mandate_id"] for r in todo)
