@@ -418,6 +418,7 @@ def test_three_missed_in_a_row_raise_one_loan_defaulted(fund: Any) -> None:
     assert len(loan_events(fund.ledger, loan_no, "Defaulted")) == 1
     status = fund.ledger.loan_status(loan_no, date(2025, 4, 17))
     assert (status["defaulted"], status["missed_in_a_row"], status["instalments_overdue"]) == (True, 3, [1, 2, 3])
+    assert fund.ledger.loan_status(loan_no, date(2025, 4, 15))["defaulted"] is False  # as of before the event
     # GL-1: the three instalments' interest fell due Dr 1102 / Cr 4001 and is still unpaid
     assert balance(fund, "1102") == Money(status["interest_due"]) == balance(fund, "4001")
     assert balance(fund, "1102", date(2025, 3, 31)) == Money("1187.50") + Money("1185.41")
@@ -728,3 +729,18 @@ def test_a_policy_rate_out_of_range_refuses_the_application(open_ledger: Any, ma
     refused(fund, MoneyError, "annual_rate", "MNY-3", lambda: apply(fund, people.borrower))
     assert apply(fund, people.borrower, months=60, principal="100000.00")["state"] == APPLIED  # 9.50 % is fine
     fund.assert_books()
+
+
+def test_a_loan_paid_off_later_is_still_delinquent_as_of_an_earlier_date(fund: Any) -> None:
+    """MNY-4 as-of: instalment 1 was 14 days past due on 2025-03-01 even though the loan closed on 03-20."""
+    people = household(fund)
+    loan_no = disbursed_loan(fund, people.borrower)
+    fund.on(date(2025, 3, 5))
+    for period in ("2025-01", "2025-02"):
+        fund.remit(people.employer, period, [people.borrower_account, people.spouse_account])
+    fund.on(date(2025, 3, 20))
+    fund.ledger.pay_off_loan(loan_no, date(2025, 3, 20), "payoff-late")
+    earlier = fund.ledger.delinquent_loans(date(2025, 3, 1))
+    assert [(row["loan_no"], row["days_past_due"]) for row in earlier["buckets"]["1-30"]] == [(loan_no, 14)]
+    assert sum(fund.ledger.delinquent_loans(date(2025, 3, 21))["counts"].values()) == 0
+    fund.assert_books(date(2025, 3, 1), date(2025, 3, 21))

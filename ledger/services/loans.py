@@ -371,7 +371,8 @@ class LoanCommands:
             "instalments_paid": len(paid), "instalments_due": len([a for a in book.accounts if a.due_on <= as_of]),
             "instalments_overdue": list(status.overdue_numbers), "days_past_due": status.days_past_due,
             "bucket": status.ageing_bucket, "missed_in_a_row": status.missed_in_a_row,
-            "missed_total": status.missed_total, "defaulted": loan.defaulted_on is not None,
+            "missed_total": status.missed_total,
+            "defaulted": loan.defaulted_on is not None and loan.defaulted_on <= as_of,
             "next_due_on": upcoming.due_on.isoformat() if upcoming else None,
             "next_amount": str(upcoming.unpaid) if upcoming else "0.00",
         }
@@ -380,8 +381,10 @@ class LoanCommands:
         buckets: dict[str, list[dict[str, Any]]] = {"1-30": [], "31-60": [], "61-90": [], "91+": []}
         for batch in chunked(self.loan_ids(), LOAN_BATCH_SIZE):
             for loan in self.load_many(batch).values():
-                if loan.state != ACTIVE or loan.disbursed_on is None or as_of < loan.disbursed_on:
+                if loan.disbursed_on is None or as_of < loan.disbursed_on:
                     continue
+                if loan.state != ACTIVE and not (loan.closed_on is not None and loan.closed_on > as_of):
+                    continue  # a loan closed later was still owed on an earlier date (MNY-4 as-of)
                 book = loan.book_as_of(as_of)
                 status = book.status(max(as_of, book.last_on))
                 if status.ageing_bucket:
