@@ -557,6 +557,11 @@ def test_a_loan_paid_off_early_ends_its_mandate(world: World) -> None:
     assert (found.outcome, found.reason) == (SKIPPED, "LOAN_CLOSED")
     assert ledger.account(home.borrower_account).balance == Money("2932.21")
     books_ok(ledger, SECOND_DEDUCTION)
+    report = run(world, ledger, date(2025, 5, 19))  # catches up 04-15 and 05-15 (deduction days)
+    for later in (date(2025, 4, 15), date(2025, 5, 15)):  # > 31 days after the mandate ended: no outcome
+        assert ledger.find(Deduction.create_id(home.loan_no, later)) is None
+    assert all(day["skipped"].get("LOAN_CLOSED", 0) == 0 for day in report["dates"] if day["deduction_on"] >=
+               "2025-04-04")
 
 
 def test_a_payer_account_is_in_one_live_mandate_at_most(world: World) -> None:

@@ -40,6 +40,7 @@ from ledger.policy import OffsetPolicy, PolicyVersion
 
 OFFSET_BATCH_SIZE = 250
 CATCH_UP_DAYS_MAX = 370
+ENDED_MANDATE_REPORT_DAYS = 31  # an ended mandate gets outcomes this long, then none
 
 
 @dataclass
@@ -128,6 +129,11 @@ def deduction_window(day: date, calendar: WorkingCalendar) -> list[date]:
         window.append(cursor)
         cursor -= timedelta(days=1)
     return window
+
+
+def _long_ended(mandate: OffsetMandate, day: date) -> bool:
+    stopped = min((d for d in (mandate.ended_on, mandate.cancelled_from) if d is not None), default=None)
+    return stopped is not None and (day - stopped).days > ENDED_MANDATE_REPORT_DAYS
 
 
 def _due_days(window: list[date]) -> set[int]:
@@ -286,6 +292,9 @@ class OffsetCommands:
         todo = [r for r in rows if Deduction.create_id(r["loan_no"], day) not in done]
         report.already = len(rows) - len(todo)
         mandates = self.load_many(r["mandate_id"] for r in todo)
+        # OFF-4 covers loans whose mandate could be effective: one that ended (or was cancelled) more than
+        # ENDED_MANDATE_REPORT_DAYS ago has had its SKIPPED outcome and is left alone from then on.
+        todo = [r for r in todo if not _long_ended(mandates[r["mandate_id"]], day)]
         loans = self.load_many(r["loan_id"] for r in todo)
         accounts = self.load_many(FundAccount.create_id(p["account_no"]) for m in mandates.values() for p in m.payers)
         debits = self.load_many(m.last_debit_id for m in mandates.values() if m.last_debit_id)
@@ -299,7 +308,7 @@ class OffsetCommands:
             made = self._deduct(day, loan, mandate, debit, accounts, policy, report)
             for aggregate in made:
                 touched[aggregate.id] = aggregate
-        report.loans = len(rows)
+        report.loans = report.already + len(todo)
         extra = self._batch_extra + ([self._batch_sequence] if self._batch_sequence is not None else [])
         return report, [a for a in touched.values() if a.pending_events] + extra
 
