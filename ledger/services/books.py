@@ -127,12 +127,13 @@ class BookCommands:
         trial = self.trial_balance(as_of)
         day = as_of or date.max
         members = Money.sum(a.balance_as_of(day) for a in self.load_many(self.account_ids()).values())
+        loans = self.loan_subledger(day) if hasattr(self, "loan_subledger") else None  # loans load once
+        suspense = self.suspense_total(day) + (loans["suspense"] if loans is not None else ZERO)
         checks = {
             GL_FUND: (trial.balance(GL_FUND), members),
-            GL_SUSPENSE: (trial.balance(GL_SUSPENSE), self.suspense_total(day)),
+            GL_SUSPENSE: (trial.balance(GL_SUSPENSE), suspense),
             GL_CLEARING: (trial.balance(GL_CLEARING), self.clearing_total(day)),
         }
-        loans = self.loan_subledger(day) if hasattr(self, "loan_subledger") else None
         if loans is not None:
             checks[GL_LOANS] = (trial.balance(GL_LOANS), loans["principal"])
             checks[GL_INTEREST_RECEIVABLE] = (trial.balance(GL_INTEREST_RECEIVABLE), loans["interest"])
@@ -142,6 +143,7 @@ class BookCommands:
                 "checks": rows, "ok": trial.difference.is_zero and all(r["ok"] for r in rows.values())}
 
     def suspense_total(self, day: date) -> Money:
+        """Money held in suspense by bank receipts (loan money beyond the amount due is the loans' own)."""
         total = ZERO
         for receipt_id in self.ids_of("ledger.aggregates.documents:BankReceipt.Recorded"):
             receipt = self.repository.get(receipt_id)

@@ -404,10 +404,6 @@ class LoanCommands:
                     totals[name] = totals[name] + amount
         return totals
 
-    def suspense_total(self, day: date) -> Money:
-        """GL-2 2102: the bank receipts' suspense plus loan money beyond the amount due (LN-5, BNK-5)."""
-        return super().suspense_total(day) + self.loan_subledger(day)["suspense"]
-
 
 def schedule_rows(principal: str, months: int, annual_rate: str, method: str, disbursed_on: date) -> list[dict[str, str]]:
     """``gjj loan schedule``: a pure calculation (LN-3, LN-4), no database."""
