@@ -87,7 +87,7 @@ def new_loan(ledger: Ledger, index: int, member_id: Any, late_every: int) -> Loa
     loan.disburse(day, ledger._terms(loan, day, ledger.policy.at(day)), f"{day:%Y%m%d}{index:07d}")
     if late_every and index % late_every == 0:
         return loan
-    for account in loan.book.accounts[:PAID_INSTALMENTS]:
+    for account in (loan.book.account(number) for number in range(1, PAID_INSTALMENTS + 1)):
         loan.pay(account.instalment.payment, account.due_on, "card", f"B{index}-{account.number}", CENTRE_ACCOUNT)
     return loan
 

@@ -167,9 +167,8 @@ class Seeder:
         for member in filter(None, (borrower, spouse)):
             member.mark_loan(loan_id=str(loan.id), mark="outstanding")
         window_start = min(deduction_window(self.run_day, self.calendar))
-        for account in loan.book.accounts:  # every earlier instalment paid by card on its deduction day
-            if account.due_on >= window_start:
-                break
+        earlier = loan.book.accounts_through(window_start - timedelta(days=1))
+        for account in earlier:  # every earlier instalment paid by card on its deduction day
             paid_on = self.calendar.next_working_day(account.due_on)
             due = loan.book.amount_due(paid_on)
             if not due.is_zero:

@@ -207,7 +207,7 @@ def bank_posts_repayments(state: DemoState, day: date) -> None:
     ledger = state.ledger
     due_today = [no for no, due_day in state.card_only.items() if due_day <= day.day]
     for loan in ledger.load_many(Loan.create_id(no) for no in due_today).values():
-        if loan.state != "ACTIVE" or not any(a.due_on == day for a in loan.book.accounts):
+        if loan.state != "ACTIVE" or not any(a.due_on == day for a in loan.book.accounts_through(day)):
             continue
         due = loan.book.amount_due(max(day, loan.book.last_on))
         if due > ZERO:

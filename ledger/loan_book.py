@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Iterable
+from typing import Any, Iterable
 
 from ledger.calendar import WorkingCalendar
 from ledger.loan_math import (
@@ -33,17 +33,20 @@ from ledger.loan_math import (
     PaidOn,
     PenaltyAccrual,
     PrepaymentNotAllowed,
+    CompactSchedule,
     ScheduleError,
-    build_schedule,
     check_rate,
+    compact_schedule,
+    compact_shorten_term,
     days_between,
     first_period_starting_on_or_after,
     interest_for_days,
     paid_in_full_on,
     period_start,
-    shorten_term,
 )
-from ledger.money import ZERO, Money
+from ledger.money import FEN, ZERO, Money
+
+FEN_ZERO = FEN - FEN  # Decimal('0.00')
 
 REDUCE_PAYMENT = "reduce-payment"
 SHORTEN_TERM = "shorten-term"
@@ -344,9 +347,36 @@ def _days_outside(start_exclusive: date, end_inclusive: date, ranges: Iterable[D
 
 
 @dataclass
+class ScheduleTail:
+    """The instalments of a book not built as objects yet: rows ``start``.. of one compact
+    schedule, all at one rate, none paid. ``outstanding`` is their principal in fen."""
+
+    schedule: CompactSchedule
+    annual_rate: Decimal
+    start: int
+    outstanding: int
+
+    @classmethod
+    def of(cls, schedule: CompactSchedule, annual_rate: Decimal) -> "ScheduleTail":
+        return cls(schedule, annual_rate, 0, schedule.principal)
+
+    @property
+    def next_number(self) -> int:
+        return self.schedule.first_number + self.start
+
+    @property
+    def next_due_on(self) -> date:
+        return self.schedule.dates[self.start]
+
+
+@dataclass(eq=False)
 class LoanBook:
+    """The book. ``head`` holds the instalment accounts built so far, in number order; ``tail`` the
+    rest of the schedule as integer rows, built into accounts only when an operation reaches their
+    due dates (a 360-month loan loads without building 360 objects). ``accounts`` builds them all."""
+
     terms: LoanTerms
-    accounts: list[InstalmentAccount]
+    head: list[InstalmentAccount]
     rate_steps: list[tuple[date, Decimal]]
     last_on: date
     crystallised_through: date
@@ -359,18 +389,88 @@ class LoanBook:
     rate_changes: list[RateChange] = field(default_factory=list)
     payoff: Payoff | None = None
     penalty_paid: Money = ZERO
+    tail: ScheduleTail | None = None
 
     @classmethod
     def open(cls, terms: LoanTerms, calendar: WorkingCalendar | None = None) -> "LoanBook":
         """A new book for a loan disbursed on ``terms.disbursed_on`` (rate in force that day, LN-2)."""
         rate = check_rate(terms.annual_rate)
-        schedule = build_schedule(
+        schedule = compact_schedule(
             terms.principal, terms.months, rate, terms.method, terms.disbursed_on, due_day=terms.due_day
         )
         book = cls(terms, [], [(terms.disbursed_on, rate)], terms.disbursed_on, terms.disbursed_on, calendar)
-        book.accounts = book._accounts_for(schedule, rate)
+        book.tail = ScheduleTail.of(schedule, rate)
         book.check_invariants()
         return book
+
+    def __eq__(self, other: object) -> bool:
+        """Books are equal when their content is, however much of the schedule each has built."""
+        if not isinstance(other, LoanBook):
+            return NotImplemented
+        return self._content() == other._content()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def _content(self) -> tuple[Any, ...]:
+        return (self.terms, self.accounts, self.rate_steps, self.last_on, self.crystallised_through, self.calendar,
+                self.waivers, self.allocations, self.reversals, self.crystallisations, self.prepayments,
+                self.rate_changes, self.payoff, self.penalty_paid)
+
+    # -- building the schedule's accounts as operations reach them -----------------------
+    @property
+    def accounts(self) -> list[InstalmentAccount]:
+        """Every instalment account, in number order (builds the whole schedule)."""
+        self._build(None)
+        return self.head
+
+    def accounts_through(self, day: date) -> list[InstalmentAccount]:
+        """The instalment accounts due on or before ``day``, in number order."""
+        self._build(day)
+        return [account for account in self.head if account.due_on <= day]
+
+    def first_after(self, day: date) -> InstalmentAccount | None:
+        """The first instalment account due after ``day``, or None."""
+        self._build(day)
+        if self.tail is not None and (not self.head or self.head[-1].due_on <= day):
+            self._build(None, count=1)
+        return next((account for account in self.head if account.due_on > day), None)
+
+    @property
+    def instalment_count(self) -> int:
+        return len(self.head) + (0 if self.tail is None else len(self.tail.schedule.rows) - self.tail.start)
+
+    @property
+    def last_rate(self) -> Decimal:
+        """The rate of the last instalment."""
+        return self.tail.annual_rate if self.tail is not None else self.head[-1].annual_rate
+
+    def _build(self, through: date | None, count: int | None = None) -> None:
+        """Build the tail's accounts due on or before ``through`` (all when None), or ``count`` more."""
+        tail = self.tail
+        if tail is None:
+            return
+        rows, dates, end = tail.schedule.rows, tail.schedule.dates, len(tail.schedule.rows)
+        stop = tail.start
+        if count is not None:
+            stop = min(end, stop + count)
+        elif through is None:
+            stop = end
+        else:
+            while stop < end and dates[stop] <= through:
+                stop += 1
+        if stop == tail.start:
+            return
+        instalments = tail.schedule.instalments(tail.start, stop, tail.outstanding)
+        self.head.extend(self._accounts_for(instalments, tail.annual_rate))
+        tail.outstanding -= sum(part for part, _ in rows[tail.start:stop])
+        tail.start = stop
+        if stop == end:
+            self.tail = None
+
+    def _build_number(self, number: int) -> None:
+        """Build the accounts up to instalment ``number``."""
+        if self.tail is not None and number >= self.tail.next_number:
+            self._build(None, count=number - self.tail.next_number + 1)
 
     # -- small queries -------------------------------------------------------------
     @property
@@ -392,25 +492,25 @@ class LoanBook:
 
     @property
     def outstanding_principal(self) -> Money:
-        return Money.sum(account.principal_unpaid for account in self.accounts if not account.cleared)
+        built = Money.sum(account.principal_unpaid for account in self.head if not account.cleared)
+        return built if self.tail is None else built + Money.from_fen(self.tail.outstanding)
 
     @property
     def is_repaid(self) -> bool:
-        return all(account.cleared for account in self.accounts)
+        return self.tail is None and all(account.cleared for account in self.head)
 
     def account(self, number: int) -> InstalmentAccount:
-        for account in self.accounts:
-            if account.number == number:
-                return account
+        self._build_number(number)
+        if 1 <= number <= len(self.head):
+            return self.head[number - 1]  # numbered 1..n without gaps (check_invariants)
         raise KeyError(number)
 
     def _accounts_for(self, schedule: list[Instalment], rate: Decimal) -> list[InstalmentAccount]:
-        accrual = self.terms.penalty_accrual
-        accounts = []
-        for instalment in schedule:
-            deduction_on = None if self.calendar is None else self.calendar.next_working_day(instalment.due_on)
-            accounts.append(InstalmentAccount(instalment, rate, accrual.on_time_until(instalment.due_on, deduction_on)))
-        return accounts
+        on_time_until, calendar = self.terms.penalty_accrual.on_time_until, self.calendar
+        if calendar is None:
+            return [InstalmentAccount(i, rate, on_time_until(i.due_on)) for i in schedule]
+        next_working_day = calendar.next_working_day
+        return [InstalmentAccount(i, rate, on_time_until(i.due_on, next_working_day(i.due_on))) for i in schedule]
 
     def _check_date(self, on: date) -> None:
         if on < self.last_on:
@@ -425,7 +525,7 @@ class LoanBook:
             raise LoanClosed("the loan is paid off", rule="LN-6")
 
     def _forget_products(self) -> None:
-        for account in self.accounts:
+        for account in self.head:  # the tail has no payments, so no cached products
             account.product_settled = None
 
     # -- penalty (LN-7) ----------------------------------------------------------------
@@ -446,7 +546,13 @@ class LoanBook:
 
     def _product(self, through: date, use_cache: bool = True) -> Decimal:
         """Cumulative rate-weighted product of every instalment through ``through``, as known then."""
-        return sum((self._account_product(a, through, use_cache) for a in self.accounts), Decimal(0))
+        total = Decimal(0)
+        self._build(through)
+        for account in self.head:  # in due-date order: the rest add nothing yet
+            if account.instalment.due_on >= through:
+                break
+            total += self._account_product(account, through, use_cache)
+        return total
 
     def _pending(self, on: date, reason: str) -> list[Crystallisation]:
         """The crystallisations due by ``on``: each waiver start passed, then ``on`` itself."""
@@ -476,7 +582,8 @@ class LoanBook:
     def _due_accounts(self, on: date) -> list[InstalmentAccount]:
         """Instalments due on or before ``on`` with an unpaid part, oldest first."""
         due = []
-        for account in self.accounts:  # in due-date order
+        self._build(on)
+        for account in self.head:  # in due-date order
             if account.due_on > on:
                 break
             if not account.cleared:
@@ -551,7 +658,7 @@ class LoanBook:
         if any(r.allocation_number == allocation_number for r in self.reversals):
             raise ReversalNotAllowed(f"allocation {allocation_number} is already reversed", rule="COR-1")
         self._advance(on)
-        for account in self.accounts:
+        for account in self.head:  # only built accounts have payments
             account.remove_allocation(allocation_number)
         self.penalty_paid -= allocation.penalty
         reversal = Reversal(allocation_number, on, allocation.penalty, allocation.interest, allocation.principal)
@@ -603,7 +710,8 @@ class LoanBook:
         Days inside a waiver are not counted (LN-8: nothing counted for ageing)."""
         if self.closed:
             return 0
-        oldest = next((a for a in self.accounts if a.due_on < on and not a.cleared), None)
+        self._build(on)
+        oldest = next((a for a in self.head if a.due_on < on and not a.cleared), None)
         if oldest is None or on <= oldest.on_time_until or self._waived(oldest, on):
             return 0
         return _days_outside(oldest.due_on, on, self._waivers_for(oldest))
@@ -624,7 +732,8 @@ class LoanBook:
 
     def missed_counts(self, on: date) -> tuple[int, int, int]:
         """(in a row now, longest run, total) over instalments whose on-time date has passed."""
-        decided = [a for a in self.accounts if a.on_time_until < on]
+        self._build(on)
+        decided = [a for a in self.head if a.on_time_until < on]  # on time until >= due date
         run = longest = total = 0
         for account in decided:
             if self._missed(account, on):
@@ -654,9 +763,10 @@ class LoanBook:
     def _future(self, on: date) -> list[InstalmentAccount]:
         return [a for a in self.accounts if a.due_on > on]
 
-    def _replace_from(self, number: int, schedule: list[Instalment], rate: Decimal) -> None:
-        kept = [a for a in self.accounts if a.number < number]
-        self.accounts = kept + self._accounts_for(schedule, rate)
+    def _replace_from(self, number: int, schedule: CompactSchedule, rate: Decimal) -> None:
+        self._build_number(number - 1)
+        self.head = [a for a in self.head if a.number < number]
+        self.tail = ScheduleTail.of(schedule, rate)
 
     def _rebuild_from(self, number: int, rate: Decimal) -> None:
         """Recompute instalments ``number``.. from their principal over their months (LN-2 style)."""
@@ -664,7 +774,7 @@ class LoanBook:
         if any(a.paid for a in rest):
             raise RepricingError(f"instalment {number} or a later one already has payments")
         outstanding = Money.sum(a.instalment.principal for a in rest)
-        schedule = build_schedule(
+        schedule = compact_schedule(
             outstanding, len(rest), rate, self.terms.method, self.terms.disbursed_on,
             first_number=number, due_day=self.terms.due_day,
         )
@@ -689,12 +799,12 @@ class LoanBook:
         return change
 
     def _last_due_on(self, on: date) -> date:
-        dues = [a.due_on for a in self.accounts if a.due_on <= on]
+        dues = [a.due_on for a in self.accounts_through(on)]
         return max(dues) if dues else self.terms.disbursed_on
 
     def _rate_on(self, on: date) -> Decimal:
-        future = self._future(on)
-        return future[0].annual_rate if future else self.accounts[-1].annual_rate
+        upcoming = self.first_after(on)
+        return upcoming.annual_rate if upcoming else self.head[-1].annual_rate
 
     def prepayment_quote(self, principal: Money, on: date) -> PrepaymentQuote:
         """LN-6: check the conditions and price a prepayment on ``on``; changes nothing."""
@@ -735,15 +845,15 @@ class LoanBook:
         self.check_invariants()
         return prepayment
 
-    def _rescheduled(self, future: list[InstalmentAccount], outstanding: Money, mode: str) -> list[Instalment]:
+    def _rescheduled(self, future: list[InstalmentAccount], outstanding: Money, mode: str) -> CompactSchedule:
         first, terms = future[0], self.terms
         if mode == REDUCE_PAYMENT or len(future) == 1:
-            return build_schedule(
+            return compact_schedule(
                 outstanding, len(future), first.annual_rate, terms.method, terms.disbursed_on,
                 first_number=first.number, due_day=terms.due_day,
             )
         kept = first.instalment.payment if terms.method == EQUAL_INSTALMENT else first.instalment.principal
-        return shorten_term(
+        return compact_shorten_term(
             outstanding, kept, first.annual_rate, terms.method, terms.disbursed_on,
             first_number=first.number, months_max=len(future), due_day=terms.due_day,
         )
@@ -773,21 +883,31 @@ class LoanBook:
         due = self.penalty_unpaid + Money.sum(a.unpaid for a in self._due_accounts(on))
         assert due == quote.amount_due, "the quote and the crystallised amount due agree"
         allocation = self._apply(due, on, crystallised) if due.amount > 0 else None
-        self.accounts = [a for a in self.accounts if a.due_on <= on]
+        self.head, self.tail = self.accounts_through(on), None
         self.payoff = Payoff(quote, allocation)
         self.check_invariants()
         return self.payoff
 
     # -- invariants -------------------------------------------------------------------------
     def check_invariants(self) -> None:
-        """The book's own consistency; a failure is a bug and must stop the ledger."""
-        numbers = [a.number for a in self.accounts]
-        assert numbers == list(range(1, len(numbers) + 1)), "instalments are numbered 1..n without gaps"
-        for account in self.accounts:
-            assert account.interest_paid <= account.instalment.interest, "never paid beyond the interest due"
-            assert account.principal_paid <= account.instalment.principal, "never paid beyond the principal due"
+        """The book's own consistency; a failure is a bug and must stop the ledger.
+
+        One pass over plain Decimals: it runs after every operation, also on every load."""
+        scheduled = FEN_ZERO
+        for expected, account in enumerate(self.head, 1):
+            instalment = account.instalment
+            assert instalment.number == expected, "instalments are numbered 1..n without gaps"
+            if account.paid:
+                assert account.interest_paid.amount <= instalment.interest.amount, "never paid beyond the interest"
+                assert account.principal_paid.amount <= instalment.principal.amount, "never paid beyond the principal"
+            scheduled += instalment.principal.amount
+        tail = self.tail
+        if tail is not None:
+            assert tail.next_number == len(self.head) + 1, "the tail goes on from the last built instalment"
+            assert 0 <= tail.start < len(tail.schedule.rows), "an exhausted tail is dropped"
+            assert tail.outstanding == sum(part for part, _ in tail.schedule.rows[tail.start:]), "tail principal"
+            scheduled += Decimal(tail.outstanding).scaleb(-2)
         prepaid = Money.sum(p.quote.principal for p in self.prepayments)
         paid_off = self.payoff.quote.principal if self.payoff else ZERO
-        scheduled = Money.sum(a.instalment.principal for a in self.accounts)
-        assert scheduled + prepaid + paid_off == self.terms.principal, "principal is conserved"
+        assert scheduled + prepaid.amount + paid_off.amount == self.terms.principal.amount, "principal is conserved"
         assert ZERO <= self.penalty_paid <= self.penalty_charged, "penalty paid within penalty charged"

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import calendar as _gregorian
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, timedelta
 from decimal import Decimal, localcontext
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from ledger.rules import LedgerRuleError
 from ledger.money import ZERO, Money, MoneyError, parse_rate
@@ -202,46 +203,104 @@ def _check_terms(principal: Money, months: int) -> None:
         raise ScheduleError(f"months must lie in 1..{TERM_MONTHS_MAX}, got {months!r}", field="months")
 
 
+def _fen(money: Money) -> int:
+    """A Money as an integer number of fen (exact: Money always has two places)."""
+    return int(money.amount.scaleb(2))
+
+
+def _interest_ratio(annual_rate: Decimal) -> tuple[int, int]:
+    """annual % / 12 as an exact fraction: interest in fen = outstanding in fen x num / den."""
+    numerator, denominator = annual_rate.as_integer_ratio()
+    return numerator, denominator * int(PERCENT) * MONTHS_PER_YEAR
+
+
 def _amortise(
     principal: Money, months: int, annual_rate: Decimal, *, payment: Money | None, principal_part: Money | None
-) -> Iterator[tuple[Money, Money]]:
-    """Yield (principal, interest) month by month; the last month (or the month that clears
-    the principal early, which rounding can cause on tiny loans) repays the whole rest."""
-    outstanding = principal
+) -> list[tuple[int, int]]:
+    """(principal, interest) in fen, month by month; the last month (or the month that clears
+    the principal early, which rounding can cause on tiny loans) repays the whole rest.
+
+    Integer arithmetic in fen: each month's interest is round(outstanding x annual / 12) half up,
+    computed exactly on the fraction (the same figure as :func:`monthly_interest`, which the
+    tests check for any principal, term and rate), so a 360-month schedule costs no Decimal work.
+    """
+    numerator, denominator = _interest_ratio(annual_rate)
+    outstanding = _fen(principal)
+    kept = _fen(payment) if payment is not None else None
+    part_fixed = _fen(principal_part) if principal_part is not None else 0
+    rows: list[tuple[int, int]] = []
+    last = months - 1
     for index in range(months):
-        interest = monthly_interest(outstanding, annual_rate)
-        if index == months - 1:
+        quotient, remainder = divmod(outstanding * numerator, denominator)
+        interest = quotient + 1 if 2 * remainder >= denominator else quotient  # half up, never negative
+        if index == last:
             part = outstanding
-        elif payment is not None:
-            part = (payment - interest).min(outstanding)
+        elif kept is not None:
+            part = min(kept - interest, outstanding)
         else:
-            assert principal_part is not None
-            part = principal_part.min(outstanding)
-        if part.is_negative:
-            raise ScheduleError(f"the payment {payment} does not cover the interest {interest}")
-        outstanding = outstanding - part
-        yield part, interest
-        if outstanding.is_zero:
-            return
+            part = min(part_fixed, outstanding)
+        if part < 0:
+            raise ScheduleError(f"the payment {payment} does not cover the interest {Money.from_fen(interest)}")
+        outstanding -= part
+        rows.append((part, interest))
+        if outstanding == 0:
+            break
+    return rows
 
 
-def _rows_to_instalments(
-    rows: Iterator[tuple[Money, Money]],
-    principal: Money,
-    disbursed_on: date,
-    first_number: int,
-    due_day: int | None,
-) -> list[Instalment]:
-    instalments: list[Instalment] = []
-    outstanding = principal
-    for offset, (part, interest) in enumerate(rows):
-        outstanding = outstanding - part
-        number = first_number + offset
-        instalments.append(
-            Instalment(number, due_date(disbursed_on, number, due_day), part, interest, part + interest, outstanding)
-        )
-    check_schedule(instalments, principal)
-    return instalments
+@lru_cache(maxsize=4096)
+def due_dates(disbursed_on: date, first_number: int, count: int, due_day: int | None = None) -> tuple[date, ...]:
+    """LN-4 due dates of instalments ``first_number`` .. ``first_number + count - 1`` (shared by loans
+    disbursed on the same day)."""
+    return tuple(due_date(disbursed_on, number, due_day) for number in range(first_number, first_number + count))
+
+
+@dataclass(frozen=True)
+class CompactSchedule:
+    """A schedule as integer rows: (principal, interest) in fen per instalment from ``first_number``,
+    with the due dates. :meth:`instalments` makes the :class:`Instalment` rows; a loan book keeps
+    the rows it has not needed yet in this form (a 360-month book need not build 360 objects)."""
+
+    first_number: int
+    principal: int  # fen: the sum of the rows' principal parts
+    rows: tuple[tuple[int, int], ...]
+    dates: tuple[date, ...]
+
+    def __post_init__(self) -> None:
+        _check_rows(self.rows, self.principal)
+        assert len(self.dates) == len(self.rows), "one due date per row"
+
+    def instalments(self, start: int = 0, stop: int | None = None, outstanding: int | None = None) -> list[Instalment]:
+        """Rows ``start`` .. ``stop`` as Instalments; ``outstanding`` is the principal left before row
+        ``start`` (computed when not given)."""
+        rows, stop = self.rows, len(self.rows) if stop is None else stop
+        if outstanding is None:
+            outstanding = self.principal - sum(part for part, _ in rows[:start])
+        from_fen, instalments = Money.from_fen, []
+        payments: dict[int, Money] = {}  # equal instalment: one payment for (nearly) every row
+        for index in range(start, stop):
+            part, interest = rows[index]
+            outstanding -= part
+            payment = payments.get(part + interest)
+            if payment is None:
+                payment = payments[part + interest] = from_fen(part + interest)
+            instalments.append(Instalment(self.first_number + index, self.dates[index], from_fen(part),
+                                          from_fen(interest), payment, from_fen(outstanding)))
+        return instalments
+
+
+def _compact(
+    rows: list[tuple[int, int]], principal: Money, disbursed_on: date, first_number: int, due_day: int | None
+) -> CompactSchedule:
+    return CompactSchedule(first_number, _fen(principal), tuple(rows),
+                           due_dates(disbursed_on, first_number, len(rows), due_day))
+
+
+def _check_rows(rows: list[tuple[int, int]], principal: int) -> None:
+    """The LN-3 invariants on the fen rows (see :func:`check_schedule`); a failure is a bug."""
+    assert rows, "a schedule has at least one instalment"
+    assert sum(part for part, _ in rows) == principal, "principal parts sum to the principal: ends at 0.00"
+    assert all(part >= 0 and interest >= 0 for part, interest in rows), "payment covers interest, never rises"
 
 
 def check_schedule(instalments: Sequence[Instalment], principal: Money) -> None:
@@ -285,6 +344,22 @@ def build_schedule(
     to rebuild: due dates stay those of the original loan. ``start_after`` starts the
     numbering at the first instalment due after that date (never before ``first_number``).
     """
+    return compact_schedule(principal, months, annual_rate, method, disbursed_on, first_number=first_number,
+                            due_day=due_day, start_after=start_after).instalments()
+
+
+def compact_schedule(
+    principal: Money,
+    months: int,
+    annual_rate: Decimal,
+    method: str,
+    disbursed_on: date,
+    *,
+    first_number: int = 1,
+    due_day: int | None = None,
+    start_after: date | None = None,
+) -> CompactSchedule:
+    """:func:`build_schedule` as integer rows (:class:`CompactSchedule`)."""
     _check_terms(principal, months)
     annual_rate = check_rate(annual_rate)
     first_number = _resolve_first_number(disbursed_on, first_number, due_day, start_after)
@@ -296,7 +371,7 @@ def build_schedule(
         rows = _amortise(principal, months, annual_rate, payment=None, principal_part=part)
     else:
         raise ScheduleError(f"method must be one of {METHODS}, got {method!r}", field="method")
-    return _rows_to_instalments(rows, principal, disbursed_on, first_number, due_day)
+    return _compact(rows, principal, disbursed_on, first_number, due_day)
 
 
 def shorten_term(
@@ -310,6 +385,22 @@ def shorten_term(
     months_max: int,
     due_day: int | None = None,
 ) -> list[Instalment]:
+    """LN-6 shorten-term as Instalments; see :func:`compact_shorten_term`."""
+    return compact_shorten_term(outstanding, payment_kept, annual_rate, method, disbursed_on,
+                                first_number=first_number, months_max=months_max, due_day=due_day).instalments()
+
+
+def compact_shorten_term(
+    outstanding: Money,
+    payment_kept: Money,
+    annual_rate: Decimal,
+    method: str,
+    disbursed_on: date,
+    *,
+    first_number: int,
+    months_max: int,
+    due_day: int | None = None,
+) -> CompactSchedule:
     """LN-6 shorten-term: keep the payment (equal instalment) or the principal part (equal
     principal), take the fewest months at it; the last instalment repays the rest.
 
@@ -326,7 +417,7 @@ def shorten_term(
         rows = _amortise(outstanding, months_max, annual_rate, payment=None, principal_part=payment_kept)
     else:
         raise ScheduleError(f"method must be one of {METHODS}, got {method!r}", field="method")
-    return _rows_to_instalments(rows, outstanding, disbursed_on, first_number, due_day)
+    return _compact(rows, outstanding, disbursed_on, first_number, due_day)
 
 
 def total_interest(instalments: Sequence[Instalment]) -> Money:

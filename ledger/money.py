@@ -112,8 +112,15 @@ class Money:
     def _exact(cls, amount: Decimal) -> "Money":
         """Internal fast path: ``amount`` is already a Decimal with exactly two places (a sum or
         difference of Money, or the result of round_fen); no parsing, no rounding."""
-        money = object.__new__(cls)
-        object.__setattr__(money, "amount", amount)
+        money = _new(cls)
+        _set_amount(money, amount)
+        return money
+
+    @classmethod
+    def from_fen(cls, fen: int) -> "Money":
+        """Internal fast path for integer arithmetic in fen (loan schedules): exact, two places."""
+        money = _new(cls)
+        _set_amount(money, Decimal(fen).scaleb(-2))
         return money
 
     @classmethod
@@ -219,6 +226,9 @@ class Money:
     def __deepcopy__(self, memo: dict[int, Any]) -> "Money":
         return self
 
+
+_new = object.__new__
+_set_amount = Money.__dict__["amount"].__set__  # the slot itself: Money.__setattr__ refuses every write
 
 ZERO = Money(0)
 

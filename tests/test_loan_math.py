@@ -28,6 +28,7 @@ from ledger.loan_math import (
     due_date,
     first_due_after,
     first_period_starting_on_or_after,
+    monthly_interest,
     monthly_payment,
     prepayment_interest,
     shorten_term,
@@ -332,3 +333,35 @@ def test_every_prepayment_leaves_a_sound_schedule(principal, months, rate, metho
     assert_schedule_sound(shortened, rest)
     assert len(shortened) <= months_left
     assert shortened[0].number == first_number
+
+
+def reference_rows(principal: Money, months: int, rate: Decimal, method: str) -> list[tuple[Money, Money]]:
+    """The LN-3 amortisation written the slow, obvious way: Decimal and monthly_interest each month."""
+    payment = monthly_payment(principal, months, rate) if method == EQUAL_INSTALMENT else None
+    part_fixed = Money.of(principal.amount / months)
+    outstanding, rows = principal, []
+    for index in range(months):
+        interest = monthly_interest(outstanding, rate)
+        if index == months - 1:
+            part = outstanding
+        elif payment is not None:
+            part = (payment - interest).min(outstanding)
+        else:
+            part = part_fixed.min(outstanding)
+        outstanding -= part
+        rows.append((part, interest))
+        if outstanding.is_zero:
+            break
+    return rows
+
+
+fine_rates = st.integers(min_value=1, max_value=10_000_000).map(lambda millionths: Decimal(millionths).scaleb(-6))
+
+
+@settings(max_examples=200, deadline=None)
+@given(principal=principals, months=terms, rate=st.one_of(rates, fine_rates), method=methods)
+def test_integer_fen_schedule_equals_the_decimal_reference(principal, months, rate, method):
+    """build_schedule works in integer fen; every row must equal the Decimal computation."""
+    schedule = build_schedule(principal, months, rate, method, DISBURSED_ON)
+    assert [(i.principal, i.interest) for i in schedule] == reference_rows(principal, months, rate, method)
+    assert all(i.principal.amount.as_tuple().exponent == -2 for i in schedule), "two places, like every Money"

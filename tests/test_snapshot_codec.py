@@ -41,3 +41,51 @@ def test_unknown_classes_are_refused_never_executed():
         encode(object())
     with pytest.raises(SnapshotCodecError):
         decode({"$dc": "Instalment", "v": [1]})  # wrong field count
+
+
+def test_compact_form_is_small_and_older_generic_snapshots_still_load():
+    book = worked_book()
+    compact = LoanBookAsData().encode(book)
+    assert compact["$book"] == 1 and len(compact["rows"]) == 7 * len(book.head)
+    assert len(json.dumps(compact)) * 3 < len(json.dumps(encode(book))), "the compact form is much smaller"
+    generic = json.loads(json.dumps(encode(book)))  # what snapshots held before the compact form
+    assert len(generic["v"]) == 14, "the generic form never holds the unbuilt tail"
+    assert LoanBookAsData().decode(generic) == book
+    assert LoanBookAsData().decode(json.loads(json.dumps(compact))) == book
+
+
+def young_book() -> LoanBook:
+    terms = LoanTerms(Money("500000.00"), 360, Decimal("2.85"), "equal-instalment", date(2025, 1, 15))
+    book = LoanBook.open(terms, WorkingCalendar())
+    book.allocate(book.amount_due(date(2025, 2, 17)), date(2025, 2, 17))
+    return book
+
+
+def test_a_young_book_keeps_its_schedule_as_integer_rows_until_reached():
+    book = young_book()
+    assert len(book.head) < 5 and book.tail is not None
+    data = json.loads(json.dumps(LoanBookAsData().encode(book)))
+    assert len(data["tail"]) == 2 + 2 * (360 - len(book.head))
+    copy = LoanBookAsData().decode(data)
+    assert copy == book and copy.outstanding_principal == book.outstanding_principal
+    assert copy.account(360).instalment == book.account(360).instalment
+    assert copy.status(date(2026, 1, 1)) == book.status(date(2026, 1, 1))
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda data: data["rows"].__setitem__(1, 1.5),  # a float where fen are expected
+    lambda data: data["rows"].__setitem__(1, True),
+    lambda data: data["rows"].pop(),  # a short row
+    lambda data: data["paid"].append("x"),
+    lambda data: data.__setitem__("extra", 1),
+    lambda data: data.__setitem__("terms", {"$dc": "os.system", "v": []}),
+    lambda data: data["rows"].__setitem__(1, data["rows"][1] + 1),  # principal no longer conserved
+    lambda data: data["tail"].__setitem__(2, data["tail"][2] + 1) if data["tail"] else data.pop("tail"),
+    lambda data: data["tail"].__setitem__(0, 1) if data["tail"] else data.pop("tail"),  # numbering gap
+])
+@pytest.mark.parametrize("make", ["worked", "young"])
+def test_a_spoilt_compact_book_is_refused(spoil, make):
+    data = json.loads(json.dumps(LoanBookAsData().encode(worked_book() if make == "worked" else young_book())))
+    spoil(data)
+    with pytest.raises((SnapshotCodecError, AssertionError)):
+        LoanBookAsData().decode(data)

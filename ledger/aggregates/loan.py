@@ -196,10 +196,8 @@ class Loan(LedgerAggregate):
         if self.state != ACTIVE:
             return
         entries = []
-        for account in self.book.accounts:
+        for account in self.book.accounts_through(through):
             key = str(account.number)
-            if account.due_on > through:
-                break
             if key in self.accrued or account.instalment.interest.is_zero:
                 continue
             lines = balanced([journal_line(GL_INTEREST_RECEIVABLE, "Dr", account.instalment.interest),
@@ -370,8 +368,8 @@ class Loan(LedgerAggregate):
             return {"principal": ZERO, "interest": ZERO, "suspense": ZERO}
         book = self.book
         principal_paid = interest_paid = accrued = ZERO
-        for account in book.accounts:
-            recognised = str(account.number) in self.accrued and account.due_on <= day
+        for account in book.accounts_through(day):  # a part paid by ``day`` pays an instalment due by then
+            recognised = str(account.number) in self.accrued
             if recognised:
                 accrued += self.accrued[str(account.number)]
             for part in account.paid:

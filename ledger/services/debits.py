@@ -104,9 +104,10 @@ class DebitCommands:
 
     def _waive_for_debit(self, loan: Loan, debit: BankDebit, on: date, until: date) -> None:
         """OFF-3: not the borrower's fault: no penalty or overdue status until the next attempt."""
-        first_due = min((a.due_on for a in loan.book.accounts if a.number in debit.instalments), default=on)
+        accounts = {n: loan.book.account(n) for n in debit.instalments if 1 <= n <= loan.book.instalment_count}
+        first_due = min((a.due_on for a in accounts.values()), default=on)
         for number in debit.instalments:
-            account = next((a for a in loan.book.accounts if a.number == number), None)
+            account = accounts.get(number)
             if account is not None and not account.cleared:
                 loan.waive(first_due, until, max(on, loan.book.last_on), "debit", number)
 

@@ -175,7 +175,7 @@ class LoanCommands:
             members = self._loan_members(loan)
             for member in members:
                 member.mark_loan(loan_id=str(loan.id), mark="outstanding")
-            first = loan.book.schedule[0]
+            first = loan.book.account(1).instalment
             return {"loan_no": loan_no, "state": loan.state, "annual_rate": str(terms["annual_rate"]),
                     "instalment": str(first.payment), "first_due_on": first.due_on.isoformat(),
                     "payout_serial": payout.serial}, [loan, *members, *instructed]
@@ -360,15 +360,16 @@ class LoanCommands:
             return {"loan_no": loan_no, "state": loan.state, "as_of": as_of.isoformat()}
         book = loan.book_as_of(as_of)
         status = book.status(max(as_of, book.last_on))
-        upcoming = next((a for a in book.accounts if a.due_on > as_of), None)
-        paid = [a for a in book.accounts if a.due_on <= as_of and a.cleared]
+        upcoming = book.first_after(as_of)
+        due = book.accounts_through(as_of)
+        paid = [a for a in due if a.cleared]
         return {
             "loan_no": loan_no, "state": loan.state, "as_of": as_of.isoformat(), "principal": str(loan.principal),
-            "annual_rate": str(book.accounts[-1].annual_rate if book.accounts else loan.terms["annual_rate"]),
+            "annual_rate": str(book.last_rate),
             "outstanding_principal": str(status.outstanding_principal), "amount_due": str(status.amount_due),
             "interest_due": str(status.interest_due), "principal_due": str(status.principal_due),
             "penalty_unpaid": str(status.penalty_unpaid), "penalty_accrued": str(status.penalty_uncrystallised),
-            "instalments_paid": len(paid), "instalments_due": len([a for a in book.accounts if a.due_on <= as_of]),
+            "instalments_paid": len(paid), "instalments_due": len(due),
             "instalments_overdue": list(status.overdue_numbers), "days_past_due": status.days_past_due,
             "bucket": status.ageing_bucket, "missed_in_a_row": status.missed_in_a_row,
             "missed_total": status.missed_total,

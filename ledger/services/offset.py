@@ -353,7 +353,7 @@ class OffsetCommands:
         instalments still on time on ``on`` (due in this deduction's window)."""
         if policy.offset.takes_overdue:
             return loan.book.amount_due(on)
-        current = [a for a in loan.book.accounts if a.due_on <= on and a.on_time_until >= on]
+        current = [a for a in loan.book.accounts_through(on) if a.on_time_until >= on]
         return Money.sum(a.unpaid for a in current)
 
     def _skip_reason(self, day: date, loan: Loan, mandate: OffsetMandate, debit: BankDebit | None) -> str | None:
@@ -403,7 +403,7 @@ class OffsetCommands:
         if self._batch_sequence is None:  # one sequence object per batch: serials stay unique in one save
             self._batch_sequence, _ = self.take_serials(CENTRE_SERIAL_SCOPE, day, 0)
         (serial,) = self._batch_sequence.take(1)
-        due_numbers = [a.number for a in loan.book.accounts if a.due_on <= day and not a.cleared]
+        due_numbers = [a.number for a in loan.book.accounts_through(day) if not a.cleared]
         debit = BankDebit(loan_no=loan.loan_no, deduction_on=day, amount=amount, bank=loan.bank, card=borrower_card,
                           payer_name=loan.borrower_name, serial=serial,
                           instalments=due_numbers)
