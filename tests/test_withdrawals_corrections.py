@@ -120,7 +120,35 @@ def test_purchase_is_capped_at_price_less_loans_per_household_within_12_months(f
 
     fund.on(date(2025, 6, 2))                                   # the 12-month window has passed
     fund.remit(employer, "2024-07", [hers])
-    fund.withdraw(hers, "1500.00", "purchase", PURCHASE)
+    fund.withdraw(hers, "1500.00", "purchase", {**PURCHASE, "contract_date": "2025-05-30"})
+    fund.assert_books()
+
+
+@pytest.mark.parametrize("signed", ["2023-05-31", "2024-06-02", "2024-13-01"])
+def test_purchase_comes_within_12_months_after_the_contract(fund: Any, signed: str) -> None:
+    _, [(_, account)] = members(fund)                           # today 2024-06-01
+    before = fund.fingerprint()
+    with pytest.raises((WithdrawalNotAllowedError, WithdrawalEvidenceError)) as refused:
+        fund.withdraw(account, "100.00", "purchase", {**PURCHASE, "contract_date": signed})
+    assert refused.value.field == "contract_date"
+    assert refused.value.rule == ("WD-1" if signed == "2024-13-01" else "WD-2")
+    assert fund.fingerprint() == before
+    fund.withdraw(account, "100.00", "purchase", {**PURCHASE, "contract_date": "2023-06-01"})  # 12 months: in
+
+
+def test_rent_cap_is_cumulative_per_household_month_by_month(fund: Any) -> None:
+    employer, [(husband, his), (wife, hers)] = members(fund, 2, months=3)
+    fund.ledger.link_spouses(husband, wife, fund.today)
+    fund.withdraw(his, "4500.00", "rent", {**RENT, "months": "3"})   # June..August at the 1,500 cap
+    before = fund.fingerprint()
+    with pytest.raises(WithdrawalCapError) as refused:           # the same months again, by the spouse
+        fund.withdraw(hers, "0.01", "rent", {**RENT, "months": "3"})
+    assert (refused.value.rule, refused.value.field) == ("WD-2", "amount")
+    assert fund.fingerprint() == before
+    fund.on(date(2024, 8, 1))                                    # August is used; September and October are not
+    with pytest.raises(WithdrawalCapError):
+        fund.withdraw(hers, "3000.01", "rent", {**RENT, "months": "3"})
+    fund.withdraw(hers, "3000.00", "rent", {**RENT, "months": "3"})
     fund.assert_books()
 
 

@@ -47,6 +47,39 @@ def _months(value: Any) -> int:
     return int(text)
 
 
+def _month_index(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+def _rent_used(household: list[dict[str, Any]], first: int, months: int) -> Money:
+    """WD-2 rent is capped per month, cumulatively per household: the part of earlier rent withdrawals
+    that covers the months ``first`` .. ``first + months - 1`` (each covers its ``months`` from the month
+    of its value date, spread evenly over them)."""
+    used = Decimal(0)
+    for row in household:
+        if row["kind"] != "rent":
+            continue
+        covered = _months(row["evidence"].get("months", 1))
+        start = _month_index(row["value_date"])
+        overlap = min(start + covered, first + months) - max(start, first)
+        if overlap > 0:
+            used += row["amount"].amount * overlap / covered
+    return Money.of(used)
+
+
+def _check_contract_date(evidence: dict[str, Any], since: date, value_date: date, window: int) -> None:
+    """WD-2: a purchase withdrawal comes within the window ⚙ after the contract (and not before it)."""
+    try:
+        signed = date.fromisoformat(str(evidence["contract_date"]).strip())
+    except ValueError:
+        raise WithdrawalEvidenceError(f"contract_date must be a date YYYY-MM-DD (got {evidence['contract_date']!r})",
+                                      field="contract_date") from None
+    if not since <= signed <= value_date:
+        raise WithdrawalNotAllowedError(
+            f"a purchase withdrawal comes within {window} months after the contract: contract {signed}, "
+            f"withdrawal {value_date}", field="contract_date", rule="WD-2")
+
+
 def _payee(rule: Any, evidence: dict[str, Any], payee: str | None, member: Member) -> str:
     """Who the bank pays: the member, or for a kind whose evidence names a payee (death: the heirs) that payee."""
     named = (payee or str(evidence.get("payee", "")).strip() or member.name).strip()
@@ -173,12 +206,14 @@ class WithdrawalCommands:
         household = self._household_withdrawals(account, member)
         if kind == "purchase":
             since = _months_before(value_date, policy.withdrawal.purchase_window_months)
+            _check_contract_date(evidence, since, value_date, policy.withdrawal.purchase_window_months)
             cap = Money.parse(evidence["price"], "price") - Money.parse(evidence.get("loan_amount", "0"), "loan_amount")
             used = Money.sum(w["amount"] for w in household if w["kind"] == kind and w["value_date"] >= since)
         elif kind == "rent":
             monthly = Money.parse(evidence["monthly_rent"], "monthly_rent").min(policy.withdrawal.rent_monthly_cap)
-            cap = monthly.times(Decimal(_months(evidence["months"])))
-            used = ZERO
+            months = _months(evidence["months"])
+            cap = monthly.times(Decimal(months))
+            used = _rent_used(household, _month_index(value_date), months)
         elif kind == "loan-repayment":
             cap = Money.parse(evidence["due_this_year"], "due_this_year")
             year_start = date(value_date.year, 1, 1)
