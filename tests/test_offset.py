@@ -845,3 +845,23 @@ def test_no_fund_money_and_no_card_is_skipped_for_staff(world: World, monkeypatc
     found = deduction(ledger, home, FIRST_DEDUCTION)
     assert (found.outcome, found.reason, found.card_amount) == (SKIPPED, "NO_AVAILABLE_ACCOUNT", ZERO)
     books_ok(ledger)
+
+
+def test_effective_only_after_one_regular_repayment_when_policy_says_so(world: World,
+                                                                        make_policy: Callable[..., Any]) -> None:
+    """OFF-1 ⚙ effective_after_regular_repayment: signed in January (effective 02-01), the mandate still
+    skips 02-17 until the borrower has repaid once by card or counter; then the run deducts on 03-17."""
+    home = world.worked
+    ledger = world.ledger(make_policy(offset={"effective_after_regular_repayment": True}))
+    set_balances(world, ledger, home, "5000.00", "500.00")
+    sign_mandate(ledger, home)
+    run(world, ledger, FIRST_DEDUCTION)
+    skipped = deduction(ledger, home, FIRST_DEDUCTION)
+    assert (skipped.outcome, skipped.reason) == (SKIPPED, "MANDATE_NOT_EFFECTIVE")
+    assert ledger.account(home.borrower_account).balance == Money("5000.00")
+    ledger.pay_loan(home.loan_no, "2067.79", FIRST_DEDUCTION, "counter", "regular-1")
+    run(world, ledger, SECOND_DEDUCTION)
+    found = deduction(ledger, home, SECOND_DEDUCTION)
+    assert found.reason is None and found.amount_due == INSTALMENT
+    assert ledger.account(home.borrower_account).balance == Money("5000.00") - INSTALMENT
+    books_ok(ledger)

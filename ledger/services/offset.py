@@ -23,7 +23,7 @@ from ledger.aggregates.base import LedgerRuleError
 from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, SerialRef
 from ledger.aggregates.fund_account import CLOSED as ACCOUNT_CLOSED
 from ledger.aggregates.fund_account import SEALED, FundAccount
-from ledger.aggregates.loan import ACTIVE, CLOSED, Loan
+from ledger.aggregates.loan import ACTIVE, BANK_SOURCES, CLOSED, Loan
 from ledger.aggregates.offset import (
     DEDUCTED,
     SKIPPED,
@@ -315,7 +315,7 @@ class OffsetCommands:
     def _deduct(self, day: date, loan: Loan, mandate: OffsetMandate, debit: BankDebit | None,
                 accounts: dict[UUID, FundAccount], policy: PolicyVersion, report: DayReport) -> list[Any]:
         """One loan's outcome for ``day``: exactly one Deduction, with whatever it moved."""
-        reason, touched = self._skip_reason(day, loan, mandate, debit), []
+        reason, touched = self._skip_reason(day, loan, mandate, debit, policy), []
         amount_due, value_on = ZERO, day
         if reason is None:
             # A catch-up (OFF-4) may find the loan posted after ``day`` while the run was down (a counter
@@ -356,11 +356,14 @@ class OffsetCommands:
         current = [a for a in loan.book.accounts_through(on) if a.on_time_until >= on]
         return Money.sum(a.unpaid for a in current)
 
-    def _skip_reason(self, day: date, loan: Loan, mandate: OffsetMandate, debit: BankDebit | None) -> str | None:
+    def _skip_reason(self, day: date, loan: Loan, mandate: OffsetMandate, debit: BankDebit | None,
+                     policy: PolicyVersion) -> str | None:
         if loan.state == CLOSED or loan.state != ACTIVE:
             return "LOAN_CLOSED"
         if not mandate.effective_on(day):
             return "MANDATE_ENDED" if mandate.ended_on or mandate.cancelled_from else "MANDATE_NOT_EFFECTIVE"
+        if policy.offset.effective_after_regular_repayment and not _repaid_regularly(loan, day):
+            return "MANDATE_NOT_EFFECTIVE"  # OFF-1 ⚙: only after one regular repayment
         if debit is not None and debit.state == "SUBMITTED":
             return "DEBIT_PENDING"
         return None
@@ -423,3 +426,9 @@ class OffsetCommands:
                          policy_used={"shortfall_rule": rules.shortfall_rule, "cover_test": rules.cover_test,
                                       "sealed_pays": rules.sealed_pays, "frozen_pays": rules.frozen_pays,
                                       "retained_balance_min": str(policy.account.retained_balance_min)})
+
+
+def _repaid_regularly(loan: Loan, day: date) -> bool:
+    """OFF-1 ⚙ ``effective_after_regular_repayment``: the borrower has repaid once the regular way (card,
+    counter or bank API, not reversed) before ``day``; fund money does not count."""
+    return any(p["source"] in BANK_SOURCES and not p["reversed"] and p["on"] < day for p in loan.payments)
