@@ -508,6 +508,24 @@ def loan_reverse_payment(loan_no: str, allocation: int = typer.Option(...), reas
     run(as_json, lambda l: l.reverse_loan_payment(loan_no, allocation, today(), reason))
 
 
+@loan_app.command("suspense")
+def loan_suspense(loan_no: str, apply: Optional[str] = typer.Option(None, help="apply this amount to the amount due"),
+                  refund: Optional[str] = typer.Option(None, help="pay this amount back to the borrower"),
+                  reference: Optional[str] = typer.Option(None, help="idempotency key of the apply or refund"),
+                  as_json: bool = JsonOption):
+    """Loan money held in suspense (暂收款, BNK-5); --apply it to the amount due or --refund it."""
+    if apply and refund:
+        raise typer.BadParameter("apply / refund: one at a time")
+    if (apply or refund) and not reference:
+        raise typer.BadParameter("reference: applying or refunding suspense carries its reference")
+    if apply:
+        run(as_json, lambda l: l.apply_loan_suspense(loan_no, apply, today(), reference))
+    elif refund:
+        run(as_json, lambda l: l.refund_loan_suspense(loan_no, refund, today(), reference))
+    else:
+        run(as_json, lambda l: l.loan_suspense(loan_no, today()))
+
+
 @loan_app.command("status")
 def loan_status(loan_no: str, as_of: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
     """Outstanding principal, instalments paid / due / overdue, days past due, penalty, next due."""

@@ -215,3 +215,31 @@ def test_refused_loan_commands_exit_2_and_change_nothing(centre: Any, wall_clock
     code, out, _ = gjj(url, "loan", "pay", applied["loan_no"], "--amount", "10.00", "--reference", "Y", "--json")
     assert code == 2 and (out["error"]["field"], out["error"]["rule"]) == ("loan", "LN-1")
     assert loan_count(url)[0] == before[0] + 1
+
+
+def test_loan_suspense_through_the_cli(centre: Any, wall_clock: Any) -> None:
+    """BNK-5: money beyond the amount due shows in `gjj loan suspense`; --apply and --refund move it once."""
+    url, borrower, _ = centre
+    wall_clock(date(2025, 1, 10))
+    loan_no = gjj(url, *apply_args(borrower))[1]["loan_no"]
+    wall_clock(date(2025, 1, 12))
+    gjj(url, "loan", "approve", loan_no, "--json")
+    wall_clock(date(2025, 1, 15))
+    gjj(url, "loan", "disburse", loan_no, "--json")
+    wall_clock(date(2025, 2, 17))
+    code, paid, text = gjj(url, "loan", "pay", loan_no, "--amount", "2100.00", "--reference", "B1", "--json")
+    assert code == 0 and paid["excess"] == "32.21", text
+    assert gjj(url, "loan", "suspense", loan_no, "--json")[1]["held"] == "32.21"
+    before = loan_count(url)
+    code, refused, text = gjj(url, "loan", "suspense", loan_no, "--refund", "32.22", "--reference", "R1", "--json")
+    assert code == 2 and (refused["error"]["field"], refused["error"]["rule"]) == ("amount", "BNK-5"), text
+    assert loan_count(url) == before
+    wall_clock(date(2025, 3, 17))
+    code, applied, text = gjj(url, "loan", "suspense", loan_no, "--apply", "20.00", "--reference", "S1", "--json")
+    assert code == 0 and applied["held"] == "12.21", text
+    code, refund, text = gjj(url, "loan", "suspense", loan_no, "--refund", "12.21", "--reference", "R1", "--json")
+    assert code == 0 and (refund["held"], refund["amount"]) == ("0.00", "12.21") and refund["serial"], text
+    code, again, _ = gjj(url, "loan", "suspense", loan_no, "--refund", "12.21", "--reference", "R1", "--json")
+    assert code == 0 and again["serial"] == refund["serial"]          # the same key: applied once
+    code, check, text = gjj(url, "books", "check", "--json")
+    assert code == 0 and check["ok"] is True, text

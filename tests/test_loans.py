@@ -287,6 +287,58 @@ def test_money_beyond_the_amount_due_goes_to_suspense(fund: Any) -> None:
     fund.assert_books(date(2025, 2, 14), due_on(1))
 
 
+def test_loan_suspense_is_applied_to_the_next_instalment_or_refunded(fund: Any) -> None:
+    """BNK-5: loan money in suspense is applied to the amount due (Dr 2102) or paid back (Dr 2102 / Cr 2101
+    and a payout); a refund the bank fails comes back to the loan; neither can take more than is held."""
+    people = household(fund)
+    loan_no = disbursed_loan(fund, people.borrower)
+    pay(fund, loan_no, "2100.00", due_on(1))                      # 32.21 beyond instalment 1
+    ledger = fund.ledger
+    assert ledger.loan_suspense(loan_no, due_on(1))["held"] == "32.21"
+    fund.on(due_on(2))
+    before = fund.fingerprint()
+    with pytest.raises(LedgerRuleError) as refused:
+        ledger.apply_loan_suspense(loan_no, "32.22", due_on(2), "S1")
+    assert (refused.value.field, refused.value.rule) == ("amount", "BNK-5")
+    with pytest.raises(LedgerRuleError):
+        ledger.refund_loan_suspense(loan_no, "40.00", due_on(2), "R1")
+    assert fund.fingerprint() == before
+    applied = ledger.apply_loan_suspense(loan_no, "20.00", due_on(2), "S1")
+    assert (applied["interest"], applied["principal"], applied["held"]) == ("20.00", "0.00", "12.21")
+    assert ledger.apply_loan_suspense(loan_no, "20.00", due_on(2), "S1") == {**applied, "repeat": True}
+    clearing = balance(fund, "2101")                              # the disbursement's payout is unanswered
+    refund = ledger.refund_loan_suspense(loan_no, "12.21", due_on(2), "R1")
+    assert refund["held"] == "0.00" and balance(fund, "2102") == Money("0.00")
+    assert balance(fund, "2101") == clearing + Money("12.21")
+    fund.assert_books(due_on(1), due_on(2))
+    ledger.settle_payout(refund["serial"], False, due_on(2), "BANK-FAIL-1")   # the bank could not pay
+    assert ledger.loan_suspense(loan_no, due_on(2))["held"] == "12.21"
+    assert [m["kind"] for m in ledger.loan_suspense(loan_no, due_on(2))["moves"]] == [
+        "excess", "applied", "refunded", "refund-failed"]
+    assert balance(fund, "2102") == Money("12.21") and balance(fund, "2101") == clearing
+    fund.assert_books(due_on(2))
+    again = ledger.refund_loan_suspense(loan_no, "12.21", due_on(2), "R2")
+    ledger.settle_payout(again["serial"], True, due_on(2), "BANK-OK-2")
+    assert ledger.loan_suspense(loan_no, due_on(2))["held"] == "0.00"
+    fund.assert_books(due_on(2))
+
+
+def test_a_failed_disbursement_payout_holds_the_money_in_suspense(fund: Any) -> None:
+    """No member account takes a failed disbursement back: the failure carries Dr 2101 / Cr 2102 (GL-2)."""
+    people = household(fund)
+    fund.on(APPLIED_ON)
+    loan_no = apply(fund, people.borrower)["loan_no"]
+    fund.on(APPROVED_ON)
+    fund.ledger.approve_loan(loan_no, APPROVED_ON)
+    fund.on(DISBURSED_ON)
+    serial = fund.ledger.disburse_loan(loan_no, DISBURSED_ON)["payout_serial"]
+    clearing, suspense = balance(fund, "2101"), balance(fund, "2102")
+    fund.ledger.settle_payout(serial, False, DISBURSED_ON, "SELLER-BANK-REJECT")
+    assert balance(fund, "2101") == clearing - Money(PRINCIPAL)
+    assert balance(fund, "2102") == suspense + Money(PRINCIPAL)
+    fund.assert_books(DISBURSED_ON)
+
+
 # -- LN-6 prepayment ---------------------------------------------------------------------------------------
 def test_prepayment_worked_example(fund: Any) -> None:
     people = household(fund)

@@ -125,6 +125,9 @@ class BankReceipt(LedgerAggregate):
         self.allocations.append({"amount": amount, "value_date": value_date, "target": target})
 
 
+LOAN_REFUND_PURPOSE = "loan-suspense-refund"  # a loan's suspense paid back: a failure returns it to the loan
+
+
 class Payout(LedgerAggregate):
     """A payment instructed to the bank (withdrawal, refund); clearing (2101) until answered."""
 
@@ -155,6 +158,9 @@ class Payout(LedgerAggregate):
         if paid:
             self._paid(value_date=value_date, bank_reference=bank_reference, journal=journal)
             return []
+        if self.account_no is None:  # nobody's account takes it back: the failure carries Dr 2101 / Cr 2102
+            self._failed(value_date=value_date, bank_reference=bank_reference, journal=journal)
+            return []
         self._failed(value_date=value_date, bank_reference=bank_reference)
         return journal
 
@@ -179,7 +185,7 @@ class Payout(LedgerAggregate):
         self.settled_on = value_date
 
     @event("Failed")
-    def _failed(self, value_date: date, bank_reference: str) -> None:
+    def _failed(self, value_date: date, bank_reference: str, journal: list[dict[str, Any]] | None = None) -> None:
         self.state = "FAILED"
         self.settled_on = value_date
 

@@ -38,7 +38,8 @@ from ledger.money import ZERO, Money
 APPLIED, APPROVED, REJECTED, ACTIVE, CLOSED = "APPLIED", "APPROVED", "REJECTED", "ACTIVE", "CLOSED"
 FUND_SOURCES = ("borrower-fund", "spouse-fund")
 BANK_SOURCES = ("card", "api", "counter")
-SOURCES = FUND_SOURCES + BANK_SOURCES + ("penalty-refund",)
+SUSPENSE_SOURCE = "suspense"  # BNK-5: money the loan already holds in suspense, applied to the amount due
+SOURCES = FUND_SOURCES + BANK_SOURCES + ("penalty-refund", SUSPENSE_SOURCE)
 
 
 class LoanStateError(LedgerRuleError):
@@ -58,6 +59,8 @@ def _source_account(source: str, bank_account: str) -> str:
         return GL_FUND
     if source == "penalty-refund":
         return GL_PENALTY
+    if source == SUSPENSE_SOURCE:
+        return GL_SUSPENSE
     return bank_account_code(bank_account)
 
 
@@ -217,11 +220,14 @@ class Loan(LedgerAggregate):
         self.check_state(ACTIVE)
         if source not in SOURCES:
             raise LedgerRuleError(f"source is one of {SOURCES}", field="source", rule="LN-5")
+        if source == SUSPENSE_SOURCE and amount > self.suspense_held(on):
+            raise LedgerRuleError(f"the loan holds {self.suspense_held(on)} in suspense on {on}", field="amount",
+                                  rule="BNK-5")
         self.accrue(on)
         op = self._next_op("pay", on, amount=amount)
         allocation = self._live(op)
-        if source in FUND_SOURCES and not allocation.excess.is_zero:
-            raise LedgerRuleError("fund money beyond the amount due is refused", field="amount", rule="LN-5")
+        if source in FUND_SOURCES + (SUSPENSE_SOURCE,) and not allocation.excess.is_zero:
+            raise LedgerRuleError(f"{source} money beyond the amount due is refused", field="amount", rule="LN-5")
         figures = allocation_figures(allocation)
         journal = self._payment_journal(allocation, source, bank_account)
         self._payment_received(op=op, source=source, reference=reference, figures=figures, value_date=on,
@@ -356,6 +362,51 @@ class Loan(LedgerAggregate):
     def link_mandate(self, mandate_id: UUID | None) -> None:
         self.mandate_id = mandate_id
 
+    # -- suspense (BNK-5): money beyond the amount due, applied later or refunded ---------------
+    def suspense_held(self, day: date) -> Money:
+        """Loan money in suspense (2102) at the end of ``day``: payment excess, less what was applied to
+        the amount due or refunded (a refund the bank failed to pay comes back)."""
+        held = ZERO
+        for payment in self.payments:
+            if payment["on"] <= day and not payment["reversed"]:
+                held += payment["figures"]["excess"]
+                if payment["source"] == SUSPENSE_SOURCE:
+                    held -= payment["amount"]
+        for refund in getattr(self, "refunds", []):
+            if refund["on"] <= day:
+                held -= refund["amount"]
+            if refund["failed_on"] is not None and refund["failed_on"] <= day:
+                held += refund["amount"]
+        return held
+
+    def refund_suspense(self, amount: Money, on: date, reference: str, posting_id: str, payout_serial: str) -> None:
+        """Pay loan money held in suspense back to the borrower (Dr 2102 / Cr 2101, then the payout)."""
+        if self.state not in (ACTIVE, CLOSED):
+            raise LoanStateError(f"loan {self.loan_no} is {self.state}", field="loan", rule="BNK-5")
+        if amount > self.suspense_held(on) or amount > self.suspense_held(date.max):
+            raise LedgerRuleError(f"the loan holds {self.suspense_held(on)} in suspense on {on}", field="amount",
+                                  rule="BNK-5")
+        if any(r["posting_id"] == posting_id for r in getattr(self, "refunds", [])):
+            raise LedgerRuleError(f"refund {reference} is already recorded", field="reference", rule="BNK-2")
+        journal = balanced([journal_line(GL_SUSPENSE, "Dr", amount), journal_line(GL_CLEARING, "Cr", amount)])
+        self._suspense_refunded(amount=amount, value_date=on, reference=reference, posting_id=posting_id,
+                                payout_serial=payout_serial, journal=journal)
+
+    @event("SuspenseRefunded")
+    def _suspense_refunded(self, amount: Money, value_date: date, reference: str, posting_id: str,
+                           payout_serial: str, journal: list[dict[str, Any]]) -> None:
+        self.__dict__.setdefault("refunds", []).append(
+            {"amount": amount, "on": value_date, "reference": reference, "posting_id": posting_id,
+             "payout_serial": payout_serial, "failed_on": None})
+
+    @event("SuspenseRefundFailed")
+    def refund_failed(self, posting_id: str, value_date: date) -> None:
+        """The bank did not pay the refund: the money is the loan's suspense again (the payout's failure
+        carries the journal Dr 2101 / Cr 2102)."""
+        for refund in getattr(self, "refunds", []):
+            if refund["posting_id"] == posting_id:
+                refund["failed_on"] = value_date
+
     # -- sub-ledger figures for GL-2 ------------------------------------------------------
     def subledger_as_of(self, day: date) -> dict[str, Money]:
         """GL-2 figures as of a value date: outstanding principal (1101), recognised unpaid interest
@@ -378,9 +429,8 @@ class Loan(LedgerAggregate):
                     interest_paid += part.interest if recognised else ZERO
         prepaid = Money.sum(p.quote.principal for p in book.prepayments if p.quote.on <= day)
         paid_off = book.payoff.quote.principal if book.payoff and book.payoff.quote.on <= day else ZERO
-        suspense = Money.sum(p["figures"]["excess"] for p in self.payments if p["on"] <= day and not p["reversed"])
         return {"principal": self.principal - principal_paid - prepaid - paid_off, "interest": accrued - interest_paid,
-                "suspense": suspense}
+                "suspense": self.suspense_held(day)}
 
 
 def _terms_from(terms: dict[str, Any]) -> LoanTerms:

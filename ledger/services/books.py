@@ -21,6 +21,7 @@ from ledger.aggregates.fund_account import (
     GL_LOANS,
     GL_SUSPENSE,
 )
+from ledger.aggregates.documents import LOAN_REFUND_PURPOSE
 from ledger.money import ZERO, Money
 
 CHART = {
@@ -143,8 +144,13 @@ class BookCommands:
                 "checks": rows, "ok": trial.difference.is_zero and all(r["ok"] for r in rows.values())}
 
     def suspense_total(self, day: date) -> Money:
-        """Money held in suspense by bank receipts (loan money beyond the amount due is the loans' own)."""
+        """Money held in suspense by bank receipts and by payouts the bank failed that no member account
+        took back (loan money beyond the amount due, and its failed refunds, are the loans' own)."""
         total = ZERO
+        for payout_id in self.ids_of("ledger.aggregates.documents:Payout.Failed"):
+            payout = self.repository.get(payout_id)
+            if payout.account_no is None and payout.purpose != LOAN_REFUND_PURPOSE and payout.settled_on <= day:
+                total = total + payout.amount
         for receipt_id in self.ids_of("ledger.aggregates.documents:BankReceipt.Recorded"):
             receipt = self.repository.get(receipt_id)
             if receipt.value_date <= day:

@@ -16,7 +16,17 @@ from typing import Any, Callable, Iterable
 
 from ledger.aggregates.base import LedgerRuleError
 from ledger.aggregates.fund_account import NORMAL, FundAccount
-from ledger.aggregates.loan import ACTIVE, APPLIED, APPROVED, CLOSED, BANK_SOURCES, Loan, LoanEligibilityError
+from ledger.aggregates.documents import LOAN_REFUND_PURPOSE
+from ledger.aggregates.loan import (
+    ACTIVE,
+    APPLIED,
+    APPROVED,
+    BANK_SOURCES,
+    CLOSED,
+    SUSPENSE_SOURCE,
+    Loan,
+    LoanEligibilityError,
+)
 from ledger.aggregates.parties import Employer, Member
 from ledger.application import NotFoundError, as_str, chunked, topic_of
 from ledger.loan_book import ageing_bucket
@@ -217,6 +227,55 @@ class LoanCommands:
             figures = loan.prepay(money, on, mode, source, reference, self.centre_bank_account)
             return {"loan_no": loan_no, **as_str(figures)}, [loan]
         return self.execute("prepay-loan", f"prepay:{reference}", {"loan": loan_no, "principal": str(money)}, body)
+
+    # -- suspense (BNK-5) ----------------------------------------------------------------------
+    def loan_suspense(self, loan_no: str, as_of: date) -> dict[str, Any]:
+        """Loan money held in suspense (2102) on ``as_of``, with the payments and refunds that moved it."""
+        loan = self.loan(loan_no)
+        moves = [{"on": p["on"].isoformat(), "kind": "excess", "reference": p["reference"],
+                  "amount": str(p["figures"]["excess"])}
+                 for p in loan.payments if not p["reversed"] and not p["figures"]["excess"].is_zero]
+        moves += [{"on": p["on"].isoformat(), "kind": "applied", "reference": p["reference"],
+                   "amount": str(-p["amount"])} for p in loan.payments
+                  if not p["reversed"] and p["source"] == SUSPENSE_SOURCE]
+        for refund in getattr(loan, "refunds", []):
+            moves.append({"on": refund["on"].isoformat(), "kind": "refunded", "reference": refund["reference"],
+                          "amount": str(-refund["amount"]), "payout_serial": refund["payout_serial"]})
+            if refund["failed_on"] is not None:
+                moves.append({"on": refund["failed_on"].isoformat(), "kind": "refund-failed",
+                              "reference": refund["reference"], "amount": str(refund["amount"])})
+        return {"loan_no": loan_no, "as_of": as_of.isoformat(), "held": str(loan.suspense_held(as_of)),
+                "moves": sorted(moves, key=lambda m: m["on"])}
+
+    def apply_loan_suspense(self, loan_no: str, amount: str, on: date, reference: str) -> dict[str, Any]:
+        """Apply money the loan holds in suspense to its amount due (Dr 2102 / Cr 4002, 1102, 1101)."""
+        money = Money.parse(amount, "amount", positive=True)
+
+        def body():
+            self.check_value_date(on, "on")
+            loan = self.loan(loan_no)
+            self._check_no_debit_submitted(loan)
+            figures = loan.pay(money, on, SUSPENSE_SOURCE, reference, self.centre_bank_account)
+            return {"loan_no": loan_no, "amount": str(money), **as_str(figures),
+                    "held": str(loan.suspense_held(on))}, [loan]
+        return self.execute("apply-loan-suspense", f"suspense-apply:{loan_no}:{reference}",
+                            {"amount": str(money), "on": on.isoformat()}, body)
+
+    def refund_loan_suspense(self, loan_no: str, amount: str, on: date, reference: str) -> dict[str, Any]:
+        """Pay loan suspense back to the borrower: Dr 2102 / Cr 2101 and a payout instruction (BNK-5)."""
+        money = Money.parse(amount, "amount", positive=True)
+
+        def body():
+            self.check_value_date(on, "on")
+            loan = self.loan(loan_no)
+            posting_id = f"loan-refund:{loan_no}:{reference}"
+            payout, instructed = self.instruct_payout(posting_id, None, loan.borrower_name or loan_no, money, on,
+                                                      LOAN_REFUND_PURPOSE)
+            loan.refund_suspense(money, on, reference, posting_id, payout.serial)
+            return {"loan_no": loan_no, "amount": str(money), "serial": payout.serial,
+                    "held": str(loan.suspense_held(on))}, [loan, *instructed]
+        return self.execute("refund-loan-suspense", f"suspense-refund:{loan_no}:{reference}",
+                            {"amount": str(money), "on": on.isoformat()}, body)
 
     def _check_no_debit_submitted(self, loan: Loan) -> None:
         """LN-6: no card debit SUBMITTED (filled in by the offset service when it exists)."""

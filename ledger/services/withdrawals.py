@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from ledger.aggregates.base import LedgerRuleError
-from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, Payout, SerialRef
+from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, LOAN_REFUND_PURPOSE, Payout, SerialRef
 from ledger.aggregates.errors import (
     ReversalError,
     WithdrawalCapError,
@@ -235,6 +235,10 @@ class WithdrawalCommands:
             payout = self._payout_by_serial(serial)
             journal = payout.settle(paid, value_date, bank_reference)
             touched: list[Any] = [payout]
+            if not paid and payout.purpose == LOAN_REFUND_PURPOSE:
+                loan = self.loan(payout.posting_id.split(":")[1])
+                loan.refund_failed(posting_id=payout.posting_id, value_date=value_date)
+                touched.append(loan)
             if journal and payout.account_no:
                 account = self.account(payout.account_no)
                 account.credit_back(payout.amount, value_date, f"{payout.posting_id}:failed", payout.posting_id,
