@@ -540,6 +540,36 @@ def test_a_cancelled_mandate_stops_from_the_1st_of_next_month(world: World) -> N
     books_ok(ledger)
 
 
+def test_a_cancelled_mandate_is_replaced_by_a_new_one_once_it_stops(world: World) -> None:
+    """OFF-1: cancelled on 02-10 (stops 03-01): a new mandate is refused while the old one deducts, then
+    signed on 03-02 it is effective from 04-01; 03-17 is skipped and 04-17 deducts, once per date."""
+    ledger, home = world.ledger(), world.worked
+    set_balances(world, ledger, home, "9000.00", "5000.00")
+    sign_mandate(ledger, home)
+    first = ledger.mandate(home.loan_no)
+    world.on(date(2025, 2, 10))
+    ledger.cancel_mandate(home.loan_no, home.borrower, date(2025, 2, 10))
+    run(world, ledger, FIRST_DEDUCTION)
+    world.on(date(2025, 2, 20))
+    with pytest.raises(MandateError) as refused:
+        ledger.create_mandate(home.loan_no, date(2025, 2, 20))
+    assert (refused.value.field, refused.value.rule) == ("loan", "OFF-1") and "2025-03-01" in str(refused.value)
+    world.on(date(2025, 3, 2))
+    sign_mandate(ledger, home, date(2025, 3, 2), date(2025, 3, 2))
+    second = ledger.mandate(home.loan_no)
+    assert second.id != first.id and second.number == 2 and second.effective_from == date(2025, 4, 1)
+    run(world, ledger, SECOND_DEDUCTION)
+    assert deduction(ledger, home, FIRST_DEDUCTION).outcome == DEDUCTED      # the first mandate's February
+    assert deduction(ledger, home, SECOND_DEDUCTION).reason == "MANDATE_NOT_EFFECTIVE"
+    third = date(2025, 4, 15)                                                   # instalment 3, a Tuesday
+    run(world, ledger, third)
+    found = deduction(ledger, home, third)                                     # instalment 2 overdue, 3 due
+    assert found.outcome == DEDUCTED and found.amount_due > INSTALMENT + INSTALMENT
+    assert ledger.account(home.borrower_account).balance == Money("9000.00") - INSTALMENT - found.amount_due
+    assert len([d for d in deductions_recorded(ledger, home.loan_no) if d.deduction_on == third]) == 1
+    books_ok(ledger)
+
+
 def test_a_loan_paid_off_early_ends_its_mandate(world: World) -> None:
     ledger, home = world.ledger(), world.worked
     set_balances(world, ledger, home, "5000.00", "500.00")

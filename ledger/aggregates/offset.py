@@ -44,12 +44,16 @@ class OffsetMandate(LedgerAggregate):
     """冲还贷协议: payer accounts in order (borrower, then spouse)."""
 
     @staticmethod
-    def create_id(loan_no: str) -> UUID:
-        return derive_id("offset-mandate", loan_no)
+    def create_id(loan_no: str, number: int = 1) -> UUID:
+        """The loan's first mandate, or its ``number``-th after earlier ones were cancelled or ended."""
+        return derive_id("offset-mandate", loan_no) if number == 1 else derive_id("offset-mandate", loan_no,
+                                                                                      str(number))
 
     @event("Drafted")
-    def __init__(self, loan_no: str, loan_id: UUID, payers: list[dict[str, str]], drafted_on: date, due_day: int):
+    def __init__(self, loan_no: str, loan_id: UUID, payers: list[dict[str, str]], drafted_on: date, due_day: int,
+                 number: int = 1):
         self.loan_no = loan_no
+        self.number = number
         self.loan_id = loan_id
         self.due_day = due_day
         self.payers = payers  # [{"role": "borrower"|"spouse", "member_id", "account_no"}]

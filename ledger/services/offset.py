@@ -153,15 +153,27 @@ class OffsetCommands:
 
     # -- mandates (OFF-1) ------------------------------------------------------------
     def mandate(self, loan_no: str) -> OffsetMandate:
-        return self.load(OffsetMandate, OffsetMandate.create_id(loan_no), "loan", loan_no)
+        """The loan's current mandate (the latest drafted)."""
+        mandate = self._current_mandate(self.loan(loan_no))
+        if mandate is None:
+            raise NotFoundError(f"loan {loan_no} has no offset mandate", "loan")
+        return mandate
+
+    def _current_mandate(self, loan: Loan) -> OffsetMandate | None:
+        found = self.find(loan.mandate_id or OffsetMandate.create_id(loan.loan_no))
+        return found if isinstance(found, OffsetMandate) else None
 
     def create_mandate(self, loan_no: str, on: date, with_spouse: bool = True) -> dict[str, Any]:
-        """Draft the mandate; payer accounts join it (one live agreement per account, WD-4)."""
+        """Draft the mandate; payer accounts join it (one live agreement per account, WD-4). A loan whose
+        mandate was cancelled or ended may sign a new one once the old one no longer deducts."""
         def body():
             loan = self.loan(loan_no)
             loan.check_state(ACTIVE)
-            if self.find(OffsetMandate.create_id(loan_no)) is not None:
-                raise MandateError("the loan already has a mandate", field="loan")
+            current = self._current_mandate(loan)
+            if current is not None and current.ended_on is None and (current.cancelled_from is None
+                                                                      or current.cancelled_from > on):
+                until = f" until {current.cancelled_from}" if current.cancelled_from else ""
+                raise MandateError(f"the loan has a mandate in force{until}", field="loan", rule="OFF-1")
             borrower = self.repository.get(loan.borrower_id)
             payers = [("borrower", borrower)]
             if with_spouse and loan.spouse_id and self.policy.at(on).offset.spouse_pays:
@@ -169,14 +181,16 @@ class OffsetCommands:
             accounts = []
             for role, member in payers:
                 account = self.account(member.account_no)
-                if account.agreement:
+                if account.agreement and account.agreement != f"offset:{loan_no}":  # the old mandate's is reused
                     raise MandateError(f"account {account.account_no} is already in {account.agreement}",
                                        field="account", rule="OFF-1")
                 account.set_agreement(agreement=f"offset:{loan_no}")
                 accounts.append(account)
             due_day = loan.terms.get("due_day") or loan.disbursed_on.day
+            number = current.__dict__.get("number", 1) + 1 if current is not None else 1
             mandate = OffsetMandate(loan_no=loan_no, loan_id=loan.id, drafted_on=on, due_day=due_day, payers=[
-                {"role": role, "member_id": str(m.id), "account_no": m.account_no} for role, m in payers])
+                {"role": role, "member_id": str(m.id), "account_no": m.account_no} for role, m in payers],
+                number=number)
             loan.link_mandate(mandate_id=mandate.id)
             return {"loan_no": loan_no, "payers": as_str(mandate.payers)}, [mandate, loan, *accounts]
         return self.execute("create-mandate", None, {}, body)
@@ -198,7 +212,7 @@ class OffsetCommands:
 
     def _end_mandate_on_close(self, loan: Loan, on: date) -> list[Any]:
         """OFF-1: the loan closed: the mandate ends at once and the payer accounts are free again."""
-        mandate = self.find(OffsetMandate.create_id(loan.loan_no))
+        mandate = self._current_mandate(loan)
         if mandate is None or mandate.ended_on is not None:
             return []
         mandate.end(on, "LOAN_CLOSED")
@@ -214,7 +228,8 @@ class OffsetCommands:
         loaded = {a.account_no: a for a in accounts}
         touched: list[Any] = []
         for agreement in {a.agreement for a in accounts if a.agreement and a.agreement.startswith("offset:")}:
-            mandate = self.find(OffsetMandate.create_id(agreement.split(":", 1)[1]))
+            loan = self.find(Loan.create_id(agreement.split(":", 1)[1]))
+            mandate = self._current_mandate(loan) if isinstance(loan, Loan) else None
             if mandate is None or mandate.ended_on is not None:
                 continue
             mandate.end(on, reason)
@@ -228,22 +243,24 @@ class OffsetCommands:
         return touched
 
     def live_debit_state(self, loan: Loan) -> str | None:
-        mandate = self.find(OffsetMandate.create_id(loan.loan_no))
+        mandate = self._current_mandate(loan)
         if mandate is None or mandate.last_debit_id is None:
             return None
         debit = self.find(mandate.last_debit_id)
         return debit.state if debit is not None else None
 
     def mandate_index(self) -> list[dict[str, Any]]:
-        """Every mandate with its loan and due day (from the mandates' creation events)."""
-        cache = self.__dict__.setdefault("_mandate_index", [0, []])
+        """Each loan's current mandate with its due day (from the mandates' creation events; a loan's
+        later mandate replaces its earlier one)."""
+        cache = self.__dict__.setdefault("_mandate_index", [0, {}])
         for notification in self.iter_notifications(topics=[topic_of(OffsetMandate, "Drafted")],
                                                     start=cache[0] + 1):
             event = self.mapper.to_domain_event(notification)
-            cache[1].append({"mandate_id": event.originator_id, "loan_id": event.loan_id,
-                             "loan_no": event.loan_no, "due_day": event.due_day})
+            cache[1].pop(event.loan_id, None)  # re-inserted last: the index keeps drafting order
+            cache[1][event.loan_id] = {"mandate_id": event.originator_id, "loan_id": event.loan_id,
+                                       "loan_no": event.loan_no, "due_day": event.due_day}
             cache[0] = notification.id
-        return list(cache[1])
+        return list(cache[1].values())
 
     # -- the daily run (OFF-2, OFF-4) ---------------------------------------------------------
     def run_offset(self, through: date, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
