@@ -618,8 +618,9 @@ def test_reversal_reopens_the_instalment_and_mirrors_the_journal(fund: Any) -> N
     fund.assert_books(due_on(1), date(2025, 2, 17), day)
 
 
-def test_a_payment_from_a_fund_account_is_not_reversed_on_the_loan_alone(fund: Any) -> None:
-    """The mirror of an offset deduction credits 2001; without the account credited back GL-2 would break."""
+def test_a_payment_from_a_fund_account_is_reversed_with_the_account_credited_back(fund: Any) -> None:
+    """COR-1: the mirror of an offset deduction credits 2001 and the payer's account gets the money back on
+    the original's value date; the instalment is owed again from its due date (COR-3)."""
     people = household(fund)
     loan_no = disbursed_loan(fund, people.borrower)
     fund.on(date(2025, 1, 20))
@@ -631,10 +632,21 @@ def test_a_payment_from_a_fund_account_is_not_reversed_on_the_loan_alone(fund: A
     fund.ledger.run_offset(date(2025, 2, 17))
     [paid] = fund.ledger.loan(loan_no).payments
     assert (paid["source"], paid["amount"]) == ("borrower-fund", INSTALMENT)
+    account_no = fund.ledger.member(people.borrower).account_no
+    before = fund.ledger.account(account_no).balance
     fund.on(date(2025, 2, 20))
-    refused(fund, LedgerRuleError, "allocation", "COR-1",
-            lambda: fund.ledger.reverse_loan_payment(loan_no, paid["allocation"], date(2025, 2, 20), "wrong"))
-    fund.assert_books(date(2025, 2, 17))
+    result = fund.ledger.reverse_loan_payment(loan_no, paid["allocation"], date(2025, 2, 20), "wrong payer")
+    assert (result["account_no"], result["amount"], result["interest_adjustment"]) == (
+        account_no, str(INSTALMENT), "0.00")
+    account = fund.ledger.account(account_no)
+    assert account.balance == before + INSTALMENT
+    assert account.balance_as_of(date(2025, 2, 17)) == before + INSTALMENT  # on the original's value date
+    status = fund.ledger.loan_status(loan_no, date(2025, 2, 20))
+    assert status["amount_due"] != "0.00" and status["instalments_overdue"] == [1]
+    again = fund.ledger.reverse_loan_payment(loan_no, paid["allocation"], date(2025, 2, 20), "wrong payer")
+    assert again == {**result, "repeat": True}                 # one reversal per payment, applied once
+    assert fund.ledger.account(account_no).balance == before + INSTALMENT
+    fund.assert_books(date(2025, 2, 17), date(2025, 2, 20))
 
 
 # -- replay -------------------------------------------------------------------------------------------------------

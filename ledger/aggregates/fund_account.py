@@ -274,6 +274,21 @@ class FundAccount(LedgerAggregate):
     def _debited_for_loan(self, amount: Money, value_date: date, posting_id: str, loan_no: str, kind: str) -> None:
         self._post(posting_id, value_date, -amount.amount, kind, [], {"loan_no": loan_no, "code": "06"})
 
+    def reverse_loan_debit(self, posting_id: str, correction_date: date, reason: str,
+                           interest_adjustment: Money | None = None) -> None:
+        """COR-1: the loan payment this fund debit made was reversed; the money comes back on the original's
+        value date. The loan's mirrored journal carries Cr 2001; a settled year gets its COR-3 adjustment."""
+        original = self.postings.get(posting_id)
+        if original is None or original["journal"] or original["amount"] >= 0:
+            raise ReversalError(f"no fund debit for a loan {posting_id} on this account", field="posting")
+        if original["reversed"]:
+            raise ReversalError("this posting is already reversed", field="posting")
+        if self.state == CLOSED:
+            raise ReversalError("the account is closed; recover the money as in WD-3", field="posting")
+        self._reversed(posting_id=posting_id, reversal_id=f"rev:{posting_id}", value_date=original["value_date"],
+                       correction_date=correction_date, amount=Money(-original["amount"]), reason=reason,
+                       journal=[], interest_adjustment=interest_adjustment or ZERO)
+
     def credit_back(self, amount: Money, value_date: date, posting_id: str, original_posting_id: str,
                     reason: str, journal: list[dict[str, Any]]) -> None:
         """A failed bank payout (Dr 2101 / Cr 2001) or a recovered fraudulent withdrawal (WD-3)."""

@@ -23,6 +23,7 @@ from ledger.aggregates.loan import (
     APPROVED,
     BANK_SOURCES,
     CLOSED,
+    FUND_SOURCES,
     SUSPENSE_SOURCE,
     Loan,
     LoanEligibilityError,
@@ -307,15 +308,36 @@ class LoanCommands:
             self.check_value_date(on, "on")
             loan = self.loan(loan_no)
             paid = next((p for p in loan.payments if p["allocation"] == allocation), None)
-            if paid is not None and paid["source"] not in BANK_SOURCES:
-                # The mirrored journal credits 2001 (or debits 4002 back): reversing it here alone would
-                # leave the payer's fund account short of its money (GL-2). A ledger that is wrong must stop.
-                raise LedgerRuleError(f"allocation {allocation} was paid from {paid['source']}; it is reversed "
-                                      "with the deduction that credits the account back", field="allocation",
-                                      rule="COR-1")
+            payer = self._fund_payer_of(loan, paid) if paid is not None and paid["source"] in FUND_SOURCES else None
+            if paid is not None and paid["source"] not in BANK_SOURCES and payer is None:
+                # The mirrored journal credits 2001 (or debits 4002 back): reversing it without crediting
+                # the payer's fund account back would break GL-2. A ledger that is wrong must stop.
+                raise LedgerRuleError(f"allocation {allocation} was paid from {paid['source']} and its fund "
+                                      "debit is not found", field="allocation", rule="COR-1")
             result = loan.reverse_payment(allocation, on, reason)
-            return {"loan_no": loan_no, **as_str(result)}, [loan]
+            touched: list[Any] = [loan]
+            if payer is not None:  # the fund money goes back to the payer's account (Cr 2001 on the loan)
+                original = payer.postings[paid["reference"]]
+                adjustment = self._interest_adjustment(payer, paid["reference"], original)
+                payer.reverse_loan_debit(paid["reference"], on, reason, adjustment)
+                result["account_no"] = payer.account_no
+                result["interest_adjustment"] = adjustment
+                touched.append(payer)
+            return {"loan_no": loan_no, **as_str(result)}, touched
         return self.execute("reverse-loan-payment", f"reverse-loan:{loan_no}:{allocation}", {}, body)
+
+    def _fund_payer_of(self, loan: Loan, paid: dict[str, Any]) -> FundAccount | None:
+        """The fund account a fund-sourced payment was debited from: the deduction's part whose posting
+        is the payment's reference."""
+        for account_no in self._payer_accounts(loan):
+            account = self.find(FundAccount.create_id(account_no))
+            if isinstance(account, FundAccount) and paid["reference"] in account.postings:
+                return account
+        return None
+
+    def _payer_accounts(self, loan: Loan) -> list[str]:
+        members = [self.find(loan.borrower_id)] + ([self.find(loan.spouse_id)] if loan.spouse_id else [])
+        return [m.account_no for m in members if isinstance(m, Member)]
 
     # -- waivers (LN-8) ----------------------------------------------------------------------
     def declare_waiver(self, scope: str, start_on: date, end_on: date, declared_on: date, loan_no: str | None = None,
