@@ -158,6 +158,24 @@ def test_con2_a_back_payment_adds_at_most_the_difference(fund: Any) -> None:
     assert [line["kind"] for line in history] == ["remittance", "back-payment"]
 
 
+def test_two_back_payments_registered_before_either_is_paid_never_over_credit(fund: Any) -> None:
+    """CON-2 at arrival too: both documents fit the room when registered; the second to be paid finds
+    the period full, and its money waits in suspense (CON-4) instead of crediting the member twice."""
+    employer, (account,) = staff(fund)
+    fund.remit(employer, "2024-06", [account])
+    fund.ledger.set_base(account, "2024-06", "8000.00", fund.today)
+    line = fund.lines(employer, "2024-06", [account])[0]
+    difference = replace(line, employer_amount=Money("26.76"), employee_amount=Money("26.76"))
+    first = fund.ledger.register_remittance(employer, "2024-06", "back-payment", "B1", [difference], fund.today)
+    second = fund.ledger.register_remittance(employer, "2024-06", "back-payment", "B2", [difference], fund.today)
+    assert first["rejected"] == second["rejected"] == 0
+    assert fund.pay(first["total"], first["serial"])["applied"] == "53.52"
+    late = fund.pay(second["total"], second["serial"])
+    assert (late["applied"], late["suspense"]) == ("0.00", "53.52")
+    assert fund.balance(account) == Money("1920.00")                   # 960.00 + 960.00, not 1,973.52
+    fund.assert_books()
+
+
 def test_a_back_payment_may_pay_a_whole_missed_period(fund: Any) -> None:
     employer, (account,) = staff(fund)
     fund.remit(employer, "2024-03", [account], kind="back-payment")

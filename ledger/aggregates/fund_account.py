@@ -176,12 +176,19 @@ class FundAccount(LedgerAggregate):
 
     def credit_contribution(self, period: str, kind: str, employer_amount: Money, employee_amount: Money,
                             value_date: date, document_key: str, bank_account: str, posting_id: str,
-                            debit_account: str | None = None) -> None:
-        """Dr 1001 (the money arrived) or Dr 2102 (it waited in suspense) / Cr 2001."""
+                            debit_account: str | None = None, period_cap: Money | None = None) -> None:
+        """Dr 1001 (the money arrived) or Dr 2102 (it waited in suspense) / Cr 2001.
+
+        ``period_cap``: what base and ratios give for the period (CON-2); a back-payment never takes the
+        period beyond it, also when two back-payments were registered before either was paid."""
         self.check_can_contribute(period, kind)
         if kind == "remittance" and "remittance" in self.credited.get(period, {}):
             raise PeriodAlreadyCreditedError(f"period {period} is already credited by remittance", field="period")
         amount = employer_amount + employee_amount
+        if kind == "back-payment" and period_cap is not None and self.credited_total(period) + amount > period_cap:
+            raise PeriodAlreadyCreditedError(
+                f"a back-payment of {amount} takes {period} beyond {period_cap} (credited {self.credited_total(period)})",
+                field="period")
         debit = debit_account or bank_account_code(bank_account)
         journal = balanced([journal_line(debit, "Dr", amount), journal_line(GL_FUND, "Cr", amount)])
         self._contributed(period=period, kind=kind, employer_amount=employer_amount,

@@ -259,6 +259,7 @@ class ContributionCommands:
         credited = ZERO
         accounts = []
         loaded = self.load_many(FundAccount.create_id(line[0]) for line in document.lines)
+        employer = self.find(document.employer_id) if document.kind == "back-payment" else None
         for index, (account_no, period, _base, employer_amount, employee_amount) in enumerate(document.lines):
             account = loaded.get(FundAccount.create_id(account_no))
             if account is None:
@@ -266,13 +267,24 @@ class ContributionCommands:
             try:
                 account.credit_contribution(period, document.kind, employer_amount, employee_amount, value_date,
                                             document.document_number, bank_account,
-                                            f"{document.serial}:{index + 1}", debit_account)
+                                            f"{document.serial}:{index + 1}", debit_account,
+                                            period_cap=self._period_cap(account, employer, period))
             except LedgerRuleError:
-                continue
+                continue  # left in suspense for staff (CON-4)
             credited = credited + employer_amount + employee_amount
             accounts.append(account)
         document.mark_received(value_date=value_date, bank_reference=reference, amount=credited, source="bank")
         return credited, [*accounts, document]
+
+    def _period_cap(self, account: FundAccount, employer: Any, period: str) -> Money | None:
+        """CON-2: round(base × ratio) for both shares of ``period`` (None when not a back-payment)."""
+        if employer is None:
+            return None
+        base, ratios = account.base_for(period), employer.ratios_for(period)
+        if base is None or ratios is None:
+            return None
+        rounding = self.policy.at(date(int(period[:4]), int(period[5:]), 1)).contribution.share_rounding
+        return share(base, ratios[0], rounding) + share(base, ratios[1], rounding)
 
     def allocate_suspense(self, bank: str, host_date: str, host_serial: str, serial: str,
                           value_date: date) -> dict[str, Any]:
