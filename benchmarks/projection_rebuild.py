@@ -7,8 +7,12 @@ is, e.g. one ``gjj demo`` built). Then: a full rebuild (events/s,
 target ≥ 50,000/s), a second rebuild that must give the same digest, a no-op catch-up, and
 account statements built from the read side as JSON and as PDF (statements/s).
 
+The rebuild reads the log with the driver's cursor, decodes with orjson, takes the topic fast
+paths and writes into shadow tables swapped in at the end (``ledger.projections.rebuild``).
+
 Usage: python benchmarks/projection_rebuild.py [--members 2000] [--months 24] [--db URL]
        [--keep PATH]   (a SQLite file: seeded once, reused by later runs)
+       [--page-size N] (catch-up pages) [--rebuild-page-size N] (rebuild pages)
 """
 
 from __future__ import annotations
@@ -129,11 +133,14 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="sqlite:///file or postgresql://...?schema=...")
     parser.add_argument("--keep", default=None, help="a SQLite file to seed once and reuse")
     parser.add_argument("--page-size", type=int, default=None)
+    parser.add_argument("--rebuild-page-size", type=int, default=None)
     args = parser.parse_args()
     url = args.db or f"sqlite:///{args.keep or Path(tempfile.mkdtemp()) / 'bench.sqlite3'}"
     events, seeded = seed(url, args.members, args.months)
     ledger = Ledger(url)
     options = {"page_size": args.page_size} if args.page_size else {}
+    if args.rebuild_page_size:
+        options["rebuild_page_size"] = args.rebuild_page_size
     projector = Projector.for_ledger(ledger, **options)
     first = projector.rebuild()
     digest = projector.digest()

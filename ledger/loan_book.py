@@ -905,7 +905,7 @@ class LoanBook:
         if tail is not None:
             assert tail.next_number == len(self.head) + 1, "the tail goes on from the last built instalment"
             assert 0 <= tail.start < len(tail.schedule.rows), "an exhausted tail is dropped"
-            assert tail.outstanding == sum(part for part, _ in tail.schedule.rows[tail.start:]), "tail principal"
+            assert tail.outstanding > 0, "an unbuilt instalment still has principal to repay"
             scheduled += Decimal(tail.outstanding).scaleb(-2)
         prepaid = Money.sum(p.quote.principal for p in self.prepayments)
         paid_off = self.payoff.quote.principal if self.payoff else ZERO

@@ -299,3 +299,56 @@ def reversed_(batch: Batch, event: Any, meta: EventMeta) -> None:
     row["version"] = meta.version
     batch.put("accounts", row)
 
+
+
+# -- the rebuild's fast path for the most frequent event (ADR 0008) ----------------------------------
+CONTRIBUTED_KEYS = frozenset(("timestamp", "period", "kind", "employer_amount", "employee_amount", "value_date",
+                              "document_key", "posting_id", "journal"))
+LINE_COLUMNS = ("position", "line_no", "account_no", "value_date", "recorded_at_utc", "kind", "kind_zh",
+                "amount_fen", "posting_id", "original_posting_id", "is_reversal", "reverses_kind", "period",
+                "reason_code", "reference")
+assert tuple(tables.account_lines.c.keys()) == LINE_COLUMNS, "update contributed_fast with rm_account_lines"
+
+
+@REGISTRY.fast_path(FundAccount, "Contributed", replaces=(contributed,))
+def contributed_fast(batch: Batch, fast: Any, position: int, aggregate_id: str, version: int,
+                     state: dict[str, Any]) -> bool:
+    """``contributed`` and its journal lines from the stored JSON: the same rows, no event object.
+
+    Any other stored shape (a key more or less, a value of another type) returns False and
+    the event goes through ``contributed`` itself.
+    """
+    if len(state) != len(CONTRIBUTED_KEYS):
+        return False
+    try:  # these nine keys and no other
+        kind, period, posting_id, document_key = (state["kind"], state["period"], state["posting_id"],
+                                                  state["document_key"])
+        value_date, recorded = fast.date(state["value_date"]), fast.recorded(state["timestamp"])
+        employer_fen, employee_fen = fast.fen(state["employer_amount"]), fast.fen(state["employee_amount"])
+        journal_state = state["journal"]
+    except KeyError:
+        return False
+    if not (type(kind) is str and type(period) is str and type(posting_id) is str and type(document_key) is str):
+        return False
+    if value_date is None or recorded is None or employer_fen is None or employee_fen is None:
+        return False
+    journal = fast.journal_rows(journal_state, position, 1, value_date, recorded, "FundAccount", aggregate_id,
+                                version, "Contributed")
+    if journal is None:
+        return False
+    row = batch.rows["accounts"].get(aggregate_id) or batch.require("accounts", aggregate_id, position)
+    amount_fen = employer_fen + employee_fen
+    is_reversal = kind == "reversal"
+    account_no = row["account_no"]
+    line = (position, 1, account_no, value_date, recorded, kind,
+            REVERSAL_ZH if is_reversal else KIND_NAMES_ZH.get(kind, kind), amount_fen, posting_id, None,
+            fast.flag(is_reversal), None, period, "", f"{period} {document_key}"[:200])
+    row["balance_fen"] += amount_fen
+    processed = batch.processed
+    processed[tables.account_lines].append(line)
+    batch.lines_by_posting[(account_no, posting_id)] = line
+    if journal:
+        processed[tables.journal_lines].extend(journal)
+    row["version"] = version
+    batch.changed["accounts"].add(aggregate_id)  # batch.put: the row is the cached one
+    return True

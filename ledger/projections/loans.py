@@ -215,9 +215,10 @@ def write_touched_loans(batch: Batch) -> None:
     loans_written = [cache[loan_id] for loan_id in touched if cache[loan_id].terms]
     if loans_written:
         numbers = [loan.loan_no for loan in loans_written]
+        instalments, parts = batch.table(loan_instalments), batch.table(loan_parts)
         for chunk in chunks(numbers):
-            batch.connection.execute(loan_instalments.delete().where(loan_instalments.c.loan_no.in_(chunk)))
-            batch.connection.execute(loan_parts.delete().where(loan_parts.c.loan_no.in_(chunk)))
+            batch.connection.execute(instalments.delete().where(instalments.c.loan_no.in_(chunk)))
+            batch.connection.execute(parts.delete().where(parts.c.loan_no.in_(chunk)))
         payoff_sources = _payoff_sources(batch, numbers)
         for loan in loans_written:
             _write_loan(batch, loan, payoff_sources.get(loan.loan_no))
@@ -230,9 +231,10 @@ def _payoff_sources(batch: Batch, numbers: list[str]) -> dict[str, str]:
     found = {row["loan_no"]: row["source"] for row in batch.new_rows.get(loan_payments, [])
              if row["event"] == "PaidOff"}
     missing = [n for n in numbers if n not in found]
+    payments = batch.table(loan_payments)
     for chunk in chunks(missing):
-        statement = select(loan_payments.c.loan_no, loan_payments.c.source).where(
-            loan_payments.c.loan_no.in_(chunk), loan_payments.c.event == "PaidOff")
+        statement = select(payments.c.loan_no, payments.c.source).where(
+            payments.c.loan_no.in_(chunk), payments.c.event == "PaidOff")
         found.update({loan_no: source for loan_no, source in batch.connection.execute(statement)})
     return found
 

@@ -11,6 +11,14 @@ page after its events, for rows derived from a whole aggregate (a loan's instalm
 are cheaper to write once than per event. Modules of handlers add
 themselves on import (``ledger.projections.fund``, ``ledger.projections.loans``); a topic
 with no handler is skipped without being decoded.
+
+A topic may also have a *fast path* (``@REGISTRY.fast_path(FundAccount, "Contributed",
+replaces=(contributed,))``), used by a full rebuild only: it gets the event's stored JSON
+as a plain dict and appends rows already in the driver's form, skipping the event object.
+It must write exactly what the handlers it replaces (and the journal lines) would, and
+returns False to hand any event whose stored shape it does not know to those handlers;
+the rebuild uses it only while the topic's handlers are exactly ``replaces``. Digest tests
+compare a rebuild with the incremental ``catch_up`` (which never uses a fast path).
 """
 
 from __future__ import annotations
@@ -66,6 +74,15 @@ class Registration:
     prefetch: tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True)
+class FastPath:
+    """``builder(batch, fast, position, aggregate_id, version, state) -> bool`` for one topic."""
+
+    topic: str
+    builder: Callable[..., bool]
+    replaces: tuple[Handler, ...]
+
+
 @dataclass
 class Registry:
     """Topic → handlers, entity tables, and every table the projection owns."""
@@ -73,6 +90,7 @@ class Registry:
     by_topic: dict[str, list[Registration]] = field(default_factory=dict)
     entities: dict[str, Entity] = field(default_factory=dict)
     finalizers: list[Callable[[Any], None]] = field(default_factory=list)
+    fast_paths: dict[str, FastPath] = field(default_factory=dict)
 
     def entity(self, name: str, table: Table, key_column: str) -> None:
         assert name not in self.entities or self.entities[name].table is table, name
@@ -94,6 +112,22 @@ class Registry:
         if any(r.handler is handler for r in registrations):
             return  # a module imported twice registers once
         registrations.append(Registration(topic, handler, prefetch))
+
+    def fast_path(self, cls: type, event_name: str, *,
+                  replaces: tuple[Handler, ...]) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
+        """Register the decorated builder as the rebuild's fast path for ``cls``'s ``event_name``."""
+        def register(builder: Callable[..., bool]) -> Callable[..., bool]:
+            topic = topic_of(cls, event_name)
+            self.fast_paths[topic] = FastPath(topic, builder, tuple(replaces))
+            return builder
+        return register
+
+    def fast_path_for(self, topic: str) -> FastPath | None:
+        """The topic's fast path, if it still replaces exactly the topic's handlers."""
+        fast = self.fast_paths.get(topic)
+        if fast is None or tuple(r.handler for r in self.handlers_for(topic)) != fast.replaces:
+            return None
+        return fast
 
     def finalizer(self, function: Callable[[Any], None]) -> Callable[[Any], None]:
         """Register ``function(batch)``, run once per page after its events, before the flush."""

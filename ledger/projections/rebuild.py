@@ -1,0 +1,566 @@
+"""A full rebuild of the read tables: into shadow tables, swapped in at once (ADR 0008).
+
+Readers never see a partial rebuild, and a crash leaves the live tables and their tracked
+position as they were:
+
+- **SQLite**: the tables are built as ``rm_x__rebuild_<token>`` beside the live ones, in
+  transactions of at most ``SQLITE_COMMIT_EVENTS`` events (the event store's writers get the
+  database between them); the last one drops the live tables, renames the shadow ones,
+  creates the secondary indexes and moves the tracked position — one transaction. Shadow
+  tables a crashed rebuild left behind are dropped by the next one.
+- **PostgreSQL**: one transaction builds the tables (indexes last) in a scratch schema
+  ``<schema>_rb_<token>`` and then moves them into the store's schema (``DROP TABLE``,
+  ``ALTER TABLE … SET SCHEMA``) with the tracked position. A crash rolls it all back.
+
+The tracked position becomes the last notification read (on PostgreSQL the audit store's
+stable stop), whatever a concurrent ``catch_up`` did to the old tables meanwhile; the next
+``catch_up`` goes on from there.
+
+Speed (target ≥ 50,000 events/s): the log is read with the driver's own cursor straight from
+the events table, in pages of ``REBUILD_PAGE_SIZE``; a topic with no handler is skipped
+before decoding (unless its bytes may hold journal lines); the state is decoded with orjson
+and the application's own transcodings (memoised for the immutable types: money, dates,
+times, UUIDs, decimals); a topic with a registered *fast path* (``Registry.fast_path``)
+writes its rows straight from that dict; every other event is made into the same domain
+event object the mapper makes and goes through the ordinary handlers, in log order, on the
+same cached rows. Rows are written with ``executemany`` (SQLite) or ``COPY`` (PostgreSQL),
+into tables that get their secondary indexes after the load.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import orjson
+from eventsourcing.persistence import Notification, find_id_convertor
+from eventsourcing.utils import resolve_topic
+from sqlalchemy import Connection, MetaData, Table
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from ledger.projections import tables
+from ledger.projections.batch import Batch, fen, insert_processed
+from ledger.projections.journal import JOURNAL_MARKERS
+from ledger.projections.projector import CatchUp, utc_naive
+from ledger.projections.registry import FastPath
+
+if TYPE_CHECKING:
+    from ledger.projections.projector import Projector
+
+REBUILD_PAGE_SIZE = 20_000
+SQLITE_COMMIT_EVENTS = 250_000
+SHADOW_SUFFIX = "__rebuild_"
+MEMO_MAX = 100_000  # distinct values kept per memo (dates, amounts, ids repeat; free text does not)
+IMMUTABLE_TYPES = ("money", "date_iso", "datetime_iso", "uuid_hex", "decimal_str")
+JOURNAL_COLUMNS = ("position", "entry_no", "line_no", "value_date", "recorded_at_utc", "account", "side",
+                   "amount_fen", "source_type", "source_id", "source_version", "event")
+assert tuple(tables.journal_lines.c.keys()) == JOURNAL_COLUMNS, "update Fast.journal_rows with rm_journal_lines"
+
+Row = tuple[int, Any, int, str, bytes]  # position, stored originator id, version, topic, state
+
+
+def owned_tables() -> list[Table]:
+    """Every read table a rebuild replaces (all but the tracking table), parents first."""
+    return [table for table in tables.metadata.sorted_tables if table is not tables.tracking]
+
+
+class _FloatSeen(Exception):
+    """orjson gave a float: decode the state with the transcoder instead."""
+
+
+class Decoder:
+    """Stored JSON state to what the application's mapper would give, with orjson and memos.
+
+    ``state(raw)`` is the event's attribute dict exactly as ``JSONTranscoder.decode`` makes
+    it: every ``{"_type_": name, "_data_": data}`` object (and only those) goes through the
+    registered transcoding, innermost first; values of the immutable types are memoised.
+    A state orjson refuses (NaN, lone surrogates) or reads with a float anywhere in it (orjson
+    reads an integer past 64 bits as a float) is decoded by the transcoder itself.
+    """
+
+    def __init__(self, app: Any):
+        self.mapper = app.mapper
+        self.transcoder = app.mapper.transcoder
+        self.names: dict[str, Any] = dict(getattr(self.transcoder, "names", {}))
+        self.plain = self.mapper.cipher is None and self.mapper.compressor is None and bool(self.names)
+        self.memo: dict[tuple[str, str], Any] = {}
+        self.immutable = {name for name in IMMUTABLE_TYPES if name in self.names}
+        self.classes: dict[str, type] = {}
+        self.ids: dict[Any, tuple[Any, str]] = {}
+
+    def state(self, raw: bytes) -> dict[str, Any]:
+        try:
+            loaded = orjson.loads(raw)
+            if type(loaded) is dict and not (len(loaded) == 2 and "_type_" in loaded and "_data_" in loaded):
+                self._walk_dict(loaded)
+                return loaded
+            return self.walk(loaded)
+        except (orjson.JSONDecodeError, _FloatSeen):
+            # orjson refused it, or gave a float: an integer past 64 bits comes back as one, where
+            # the json module keeps it exact; let the transcoder decode such a state.
+            return self.transcoder.decode(raw)
+
+    @staticmethod
+    def raw(raw: bytes) -> dict[str, Any] | None:
+        """The stored JSON as plain data, typed values left as ``{"_type_", "_data_"}`` (a fast path's input)."""
+        try:
+            loaded = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        return loaded if type(loaded) is dict else None
+
+    def walk(self, value: Any) -> Any:
+        """``value`` with every typed object decoded, innermost first (as the transcoder's object hook)."""
+        if type(value) is float:
+            raise _FloatSeen
+        if type(value) is dict:
+            if len(value) == 2 and "_type_" in value and "_data_" in value:
+                return self.typed(value["_type_"], self.walk(value["_data_"]))
+            self._walk_dict(value)
+        elif type(value) is list:
+            self._walk_list(value)
+        return value
+
+    def _walk_dict(self, value: dict[str, Any]) -> None:
+        memo = self.memo
+        for key, item in value.items():
+            kind = type(item)
+            if kind is dict:
+                if len(item) == 2 and "_type_" in item and "_data_" in item:
+                    data = item["_data_"]
+                    if type(data) is str:
+                        found = memo.get((item["_type_"], data))
+                        value[key] = found if found is not None else self.typed(item["_type_"], data)
+                    else:
+                        value[key] = self.typed(item["_type_"], self.walk(data))
+                else:
+                    self._walk_dict(item)
+            elif kind is list:
+                self._walk_list(item)
+            elif kind is float:
+                raise _FloatSeen
+
+    def _walk_list(self, value: list[Any]) -> None:
+        for index, item in enumerate(value):
+            kind = type(item)
+            if kind is dict or kind is list:
+                value[index] = self.walk(item)
+            elif kind is float:
+                raise _FloatSeen
+
+    def typed(self, name: Any, data: Any) -> Any:
+        if name in self.immutable and type(data) is str:
+            key = (name, data)
+            found = self.memo.get(key)
+            if found is None:
+                if len(self.memo) > MEMO_MAX:
+                    self.memo.clear()
+                found = self.memo[key] = self.names[name].decode(data)
+            return found
+        transcoding = self.names.get(name)
+        if transcoding is None:  # the JSONTranscoder's own answer (TranscodingNotRegisteredError)
+            return self.transcoder._decode_obj({"_type_": name, "_data_": data})
+        return transcoding.decode(data)
+
+    def event(self, topic: str, stored_id: Any, version: int, raw: bytes) -> Any:
+        """The domain event, built as ``Mapper.to_domain_event`` builds it."""
+        if not self.plain:
+            return self.mapper.to_domain_event(Notification(id=0, originator_id=stored_id,
+                                                            originator_version=version, topic=topic, state=raw))
+        cls = self.classes.get(topic)
+        if cls is None:
+            cls = self.classes[topic] = resolve_topic(topic)
+        state = self.state(raw)
+        state["originator_id"] = find_id_convertor(cls, type(stored_id))(stored_id)
+        state["originator_version"] = version
+        class_version = getattr(cls, "class_version", 1)
+        from_version = state.pop("class_version", 1)
+        while from_version < class_version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        return event
+
+    def aggregate_id(self, stored_id: Any, convert: Callable[[Any], Any]) -> str:
+        found = self.ids.get(stored_id)
+        if found is None:
+            if len(self.ids) > MEMO_MAX:
+                self.ids.clear()
+            found = self.ids[stored_id] = (stored_id, str(convert(stored_id)))
+        return found[1]
+
+
+class Fast:
+    """What a fast path needs: stored values to driver values (memoised), journal rows."""
+
+    def __init__(self, decoder: Decoder, dialect: Any):
+        self.decoder = decoder
+        lines = tables.account_lines.c
+        self._date_proc = lines.value_date.type._cached_bind_processor(dialect)
+        self._time_proc = lines.recorded_at_utc.type._cached_bind_processor(dialect)
+        flag = lines.is_reversal.type._cached_bind_processor(dialect)
+        self._flags = {value: (flag(value) if flag else value) for value in (False, True)}
+        journal = tables.journal_lines.c
+        assert type(journal.value_date.type) is type(lines.value_date.type)
+        assert type(journal.recorded_at_utc.type) is type(lines.recorded_at_utc.type)
+        self._dates: dict[str, Any] = {}
+        self._times: dict[str, Any] = {}
+        self._fens: dict[str, int] = {}
+
+    def date(self, value: Any) -> Any:
+        """A ``date_iso`` value as the driver gets it for a Date column (None: not one)."""
+        if type(value) is dict and len(value) == 2 and value.get("_type_") == "date_iso":
+            data = value.get("_data_")
+            found = self._dates.get(data)
+            return found if found is not None else self._slow(self._dates, data, self._date)
+        return None
+
+    def recorded(self, value: Any) -> Any:
+        """A ``datetime_iso`` recorded time as naive UTC, as the driver gets it (MNY-4)."""
+        if type(value) is dict and len(value) == 2 and value.get("_type_") == "datetime_iso":
+            data = value.get("_data_")
+            found = self._times.get(data)
+            return found if found is not None else self._slow(self._times, data, self._recorded)
+        return None
+
+    def fen(self, value: Any) -> int | None:
+        """A ``money`` value in whole fen (``batch.fen`` of the decoded Money)."""
+        if type(value) is dict and len(value) == 2 and value.get("_type_") == "money":
+            data = value.get("_data_")
+            found = self._fens.get(data)
+            return found if found is not None else self._slow(self._fens, data, self._fen)
+        return None
+
+    def _slow(self, memo: dict[str, Any], data: Any, convert: Callable[[str], Any]) -> Any:
+        if type(data) is not str:
+            return None
+        try:
+            found = convert(data)
+        except Exception:  # the event's own handlers will say what is wrong with it
+            return None
+        if len(memo) > MEMO_MAX:
+            memo.clear()
+        memo[data] = found
+        return found
+
+    def _date(self, data: str) -> Any:
+        decoded = self.decoder.typed("date_iso", data)
+        return self._date_proc(decoded) if self._date_proc else decoded
+
+    def _recorded(self, data: str) -> Any:
+        decoded = utc_naive(self.decoder.typed("datetime_iso", data))
+        return self._time_proc(decoded) if self._time_proc else decoded
+
+    def _fen(self, data: str) -> int:
+        return fen(self.decoder.typed("money", data))
+
+    def flag(self, value: bool) -> Any:
+        return self._flags[value]
+
+    def journal_rows(self, value: Any, position: int, entry_no: int, value_date: Any, recorded: Any,
+                     source_type: str, source_id: str, version: int, event_name: str) -> list[tuple[Any, ...]] | None:
+        """The ``rm_journal_lines`` rows ``project_journal`` writes for an event's ``journal``
+        (None: not a list of lines with a text account and side and a money amount)."""
+        if type(value) is not list:
+            return None
+        rows = []
+        fens = self._fens
+        line_no = 0
+        for line in value:
+            if type(line) is not dict or "_type_" in line:
+                return None
+            account, side, amount = line.get("account"), line.get("side"), line.get("amount")
+            if type(account) is not str or type(side) is not str or type(amount) is not dict:
+                return None
+            amount_fen = fens.get(amount.get("_data_")) if amount.get("_type_") == "money" and len(amount) == 2 \
+                else None
+            if amount_fen is None:
+                amount_fen = self.fen(amount)
+                if amount_fen is None:
+                    return None
+            line_no += 1
+            rows.append((position, entry_no, line_no, value_date, recorded, account, side, amount_fen, source_type,
+                         source_id, version, event_name))
+        return rows
+
+
+# -- writing ----------------------------------------------------------------------------------------
+def _qualified(connection: Connection, table: Table) -> str:
+    preparer = connection.dialect.identifier_preparer
+    schema = (connection.get_execution_options().get("schema_translate_map") or {}).get(None)
+    name = preparer.quote(table.name)
+    return f"{preparer.quote_schema(schema)}.{name}" if schema else name
+
+
+COPY_TYPES = {"BigInteger": "int8", "Integer": "int4", "String": "varchar", "Text": "text", "Date": "date",
+              "DateTime": "timestamp", "Boolean": "bool"}  # SQLAlchemy type -> PostgreSQL type (binary COPY)
+
+
+def _copy_types(table: Table) -> list[str] | None:
+    """PostgreSQL type names for a binary COPY into ``table`` (None: a column type not mapped here)."""
+    names = []
+    for column in table.columns:
+        name = COPY_TYPES.get(type(column.type).__name__)
+        if name is None or getattr(column.type, "timezone", False):
+            return None
+        names.append(name)
+    return names
+
+
+def copy_rows(connection: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: ``COPY … FROM STDIN`` (binary, with the column types; rows in column order)."""
+    if not rows:
+        return
+    preparer = connection.dialect.identifier_preparer
+    columns = ", ".join(preparer.quote(column.name) for column in table.columns)
+    types = _copy_types(table)
+    statement = f"COPY {_qualified(connection, table)} ({columns}) FROM STDIN"
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        with cursor.copy(statement + (" (FORMAT BINARY)" if types else "")) as copy:
+            if types:
+                copy.set_types(types)
+            write = copy.write_row
+            for row in rows:
+                write(row)
+    finally:
+        cursor.close()
+
+
+# -- the rebuild ------------------------------------------------------------------------------------
+class Rebuild:
+    """One full rebuild for a projector (``Projector.rebuild``)."""
+
+    def __init__(self, projector: "Projector", page_size: int = REBUILD_PAGE_SIZE):
+        self.projector = projector
+        self.app = projector.app
+        self.registry = projector.registry
+        self.page_size = page_size
+        self.engine = projector.engine
+        self.postgres = self.engine.dialect.name == "postgresql"
+        self.token = uuid.uuid4().hex[:8]
+        self.decoder = Decoder(self.app)
+        self.fast = Fast(self.decoder, self.engine.dialect)
+        self.plans: dict[str, tuple[list[Any], FastPath | None]] = {}
+        self.physical: dict[Table, Table] = {}
+        self.live_schema: str | None = None
+        self.shadow_schema: str | None = None
+        self.convert_id: Callable[[Any], Any] = getattr(self.app.recorder, "convert_originator_id",
+                                                        lambda stored: stored)
+
+    # -- orchestration -------------------------------------------------------------------------
+    def run(self) -> CatchUp:
+        started = time.perf_counter()
+        projector = self.projector
+        projector.create_tables()  # the tracking row, and the live tables if there were none yet
+        projector._forget()
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            with self.engine.connect() as connection:
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+                try:
+                    read, decoded, pages, stop = self._build_and_swap(connection)
+                except BaseException:
+                    self._rollback(connection)
+                    raise
+        finally:
+            projector._forget()
+            if was_enabled:
+                gc.enable()
+        return CatchUp(0, stop, read, decoded, pages, time.perf_counter() - started)
+
+    def _rollback(self, connection: Connection) -> None:
+        try:
+            connection.exec_driver_sql("ROLLBACK")
+        except Exception:  # no transaction open, or the connection is gone: nothing was swapped
+            pass
+
+    def _build_and_swap(self, connection: Connection) -> tuple[int, int, int, int]:
+        if self.postgres:
+            self.live_schema = self._translated_schema() or \
+                connection.exec_driver_sql("SELECT current_schema()").scalar()
+            connection.exec_driver_sql("BEGIN")
+            self._create_shadow_postgres(connection)
+            stop = self._stop(connection)
+        else:
+            self._drop_stale_sqlite(connection)
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            self._create_shadow_sqlite(connection)
+            stop = self._stop(connection)
+        read, decoded, pages = self._load(connection, stop)
+        if self.postgres:
+            self._swap_postgres(connection, stop)
+        else:
+            self._swap_sqlite(connection, stop)
+        connection.exec_driver_sql("COMMIT")
+        return read, decoded, pages, stop
+
+    def _translated_schema(self) -> str | None:
+        return (self.engine.get_execution_options().get("schema_translate_map") or {}).get(None)
+
+    def _stop(self, connection: Connection) -> int:
+        stable = self.projector._stable_stop()
+        if stable is not None:
+            return int(stable)
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    # -- shadow tables -------------------------------------------------------------------------
+    def _create_shadow_sqlite(self, connection: Connection) -> None:
+        shadow = MetaData()
+        for table in owned_tables():
+            copy = table.to_metadata(shadow, name=f"{table.name}{SHADOW_SUFFIX}{self.token}")
+            connection.execute(CreateTable(copy))
+            self.physical[table] = copy
+
+    def _drop_stale_sqlite(self, connection: Connection) -> None:
+        """Shadow tables of a rebuild that crashed (or of one running now, which then fails)."""
+        names = [name for (name,) in connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rm\\_%' ESCAPE '\\'")
+            if SHADOW_SUFFIX in name]
+        if names:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            for name in names:
+                connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+            connection.exec_driver_sql("COMMIT")
+
+    def _create_shadow_postgres(self, connection: Connection) -> None:
+        live = self.live_schema or "public"
+        self.shadow_schema = f"{live[:40]}_rb_{self.token}"
+        connection.exec_driver_sql(f'CREATE SCHEMA "{self.shadow_schema}"')
+        connection.execution_options(schema_translate_map={None: self.shadow_schema})
+        for table in owned_tables():
+            connection.execute(CreateTable(table))
+
+    # -- swapping ------------------------------------------------------------------------------
+    def _move_tracking(self, connection: Connection, stop: int) -> None:
+        name = self.projector.name
+        tracking = tables.tracking
+        updated = connection.execute(tracking.update().where(tracking.c.name == name).values(position=stop))
+        if updated.rowcount != 1:
+            connection.execute(tracking.insert().values(name=name, position=stop))
+
+    def _swap_sqlite(self, connection: Connection, stop: int) -> None:
+        for table in reversed(owned_tables()):
+            connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{table.name}"')
+        for table in owned_tables():
+            connection.exec_driver_sql(f'ALTER TABLE "{self.physical[table].name}" RENAME TO "{table.name}"')
+        for table in owned_tables():
+            for index in table.indexes:
+                connection.execute(CreateIndex(index))
+        self._move_tracking(connection, stop)
+
+    def _swap_postgres(self, connection: Connection, stop: int) -> None:
+        for table in owned_tables():  # indexes last, in the scratch schema where their names are free
+            for index in table.indexes:
+                connection.execute(CreateIndex(index))
+        live, shadow = self.live_schema, self.shadow_schema
+        for table in reversed(owned_tables()):
+            connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{live}"."{table.name}"')
+        for table in owned_tables():
+            connection.exec_driver_sql(f'ALTER TABLE "{shadow}"."{table.name}" SET SCHEMA "{live}"')
+        connection.exec_driver_sql(f'DROP SCHEMA "{shadow}"')
+        connection.execution_options(schema_translate_map={None: live} if self._translated_schema() else None)
+        self._move_tracking(connection, stop)
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _events_statement(self) -> str:
+        recorder = self.app.recorder
+        table = recorder.events_table_name
+        if self.postgres:
+            schema = recorder.datastore.schema
+            qualified = f'"{schema}"."{table}"' if schema else f'"{table}"'
+            return (f"SELECT notification_id, originator_id, originator_version, topic, state FROM {qualified} "
+                    "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s")
+        return (f'SELECT rowid, originator_id, originator_version, topic, state FROM "{table}" '
+                "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?")
+
+    def _load(self, connection: Connection, stop: int) -> tuple[int, int, int]:
+        statement = self._events_statement()
+        driver = connection.connection.driver_connection
+        writer = copy_rows if self.postgres else insert_processed
+        position = read = decoded = pages = since_commit = 0
+        while position < stop:
+            cursor = driver.cursor()
+            try:
+                cursor.execute(statement, (position, stop, self.page_size))
+                page: Sequence[Row] = cursor.fetchall()
+            finally:
+                cursor.close()
+            if not page:
+                break
+            decoded += self._apply_page(connection, page, writer)
+            read, pages, position = read + len(page), pages + 1, page[-1][0]
+            since_commit += len(page)
+            self.projector._bound_cache()
+            if not self.postgres and since_commit >= SQLITE_COMMIT_EVENTS and position < stop:
+                connection.exec_driver_sql("COMMIT")  # let the event store's writers in
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                since_commit = 0
+        return read, decoded, pages
+
+    def _plan(self, topic: str) -> tuple[list[Any], FastPath | None]:
+        registrations = self.registry.handlers_for(topic)
+        fast = self.registry.fast_path_for(topic) if self.decoder.plain else None
+        plan = self.plans[topic] = (registrations, fast)
+        return plan
+
+    def _apply_page(self, connection: Connection, page: Sequence[Row], writer: Any) -> int:
+        projector, decoder, plans = self.projector, self.decoder, self.plans
+        plain = decoder.plain
+        convert_id = self.convert_id
+        work: list[tuple[Any, ...]] = []
+        keys: dict[str, set[str]] = {}
+        for position, stored_id, version, topic, raw in page:
+            plan = plans.get(topic) or self._plan(topic)
+            registrations, fast = plan
+            if not registrations and plain and not any(marker in raw for marker in JOURNAL_MARKERS):
+                continue
+            aggregate_id = decoder.aggregate_id(stored_id, convert_id)
+            if fast is not None:
+                work.append((position, topic, aggregate_id, version, fast, decoder.raw(raw), stored_id, raw))
+                for registration in registrations:  # a fast path's own row; the others load on a miss
+                    for attribute, entity_name in registration.prefetch:
+                        if attribute == "@id":
+                            keys.setdefault(entity_name, set()).add(aggregate_id)
+                continue
+            event = decoder.event(topic, convert_id(stored_id), version, raw)
+            work.append((position, topic, aggregate_id, version, None, event, stored_id, raw))
+            for registration in registrations:
+                for attribute, entity_name in registration.prefetch:
+                    value = aggregate_id if attribute == "@id" else getattr(event, attribute, None)
+                    if value is not None:
+                        keys.setdefault(entity_name, set()).add(str(value))
+        batch = Batch(connection, self.registry, projector._rows, app=self.app, context=projector._context,
+                      physical=self.physical, writer=writer)
+        try:
+            for entity_name, wanted in keys.items():
+                batch.prefetch(entity_name, wanted)
+            for position, topic, aggregate_id, version, fast, payload, stored_id, raw in work:
+                if fast is not None:
+                    if payload is not None and fast.builder(batch, self.fast, position, aggregate_id, version,
+                                                            payload):
+                        continue
+                    payload = decoder.event(topic, convert_id(stored_id), version, raw)  # another shape
+                projector._apply(batch, _Stored(position, stored_id, version, topic), payload,
+                                 aggregate_id=aggregate_id)
+            for finalizer in self.registry.finalizers:
+                finalizer(batch)
+            batch.flush(None, 0, page[-1][0])
+        except BaseException:
+            projector._forget()
+            raise
+        return len(work)
+
+
+class _Stored:
+    """The notification fields ``Projector._apply`` reads."""
+
+    __slots__ = ("id", "originator_id", "originator_version", "topic")
+
+    def __init__(self, position: int, originator_id: Any, version: int, topic: str):
+        self.id, self.originator_id, self.originator_version, self.topic = position, originator_id, version, topic
+

@@ -1,0 +1,252 @@
+"""The fast, atomic rebuild (``ledger.projections.rebuild``), on SQLite and PostgreSQL.
+
+- The rebuild's fast path (raw log read, orjson, topic fast paths, COPY) gives read tables
+  with the same digest as the incremental ``catch_up`` (mapper, handlers), whatever the page
+  sizes, and with the fast paths switched off.
+- Its decoder gives the same domain events as the application's mapper.
+- Readers see the old tables, complete, until the swap commits; a rebuild that fails
+  midway (or just before the swap) leaves the old tables and their tracked position as
+  they were, and the next rebuild succeeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from typing import Any, Iterator
+
+import pytest
+from sqlalchemy import func, inspect, select
+
+from ledger.projections import Projector, ReadModel, tables
+from ledger.projections import rebuild as rebuild_module
+from ledger.projections.fund import contributed_fast
+from ledger.projections.rebuild import Decoder, Fast, Rebuild
+from ledger.projections.registry import REGISTRY
+from tests.test_projections import build_history, loan_history
+
+pytestmark = pytest.mark.storage
+
+
+@pytest.fixture
+def projector(fund: Any) -> Iterator[Projector]:
+    made = Projector.for_ledger(fund.ledger, page_size=7)
+    yield made
+    made.close()
+
+
+def more_months(fund: Any, history: dict[str, Any]) -> None:
+    """Events after a first projection: the rebuild must then differ from the old tables."""
+    fund.on(date(2024, 10, 8))
+    fund.remit(history["employer"], "2024-10", [history["a"]])
+
+
+def shadow_leftovers(projector: Projector) -> list[str]:
+    with projector.engine.connect() as connection:
+        if projector.engine.dialect.name == "sqlite":
+            names = connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars()
+            return [name for name in names if rebuild_module.SHADOW_SUFFIX in name]
+        schemas = inspect(connection).get_schema_names()
+    return [schema for schema in schemas if "_rb_" in schema]
+
+
+# -- the fast path gives what the incremental path gives --------------------------------------------
+@pytest.mark.parametrize("rebuild_page_size", [3, 20_000])
+def test_rebuild_digest_equals_catch_up_digest(fund, projector, rebuild_page_size):
+    history = build_history(fund)
+    loan_history(fund)
+    more_months(fund, history)
+    projector.catch_up()
+    incremental = projector.digest()
+    used = {"fast": 0}
+    real = REGISTRY.fast_paths[contributed_fast_topic()]
+
+    def counting(*args: Any) -> bool:
+        done = real.builder(*args)
+        used["fast"] += done
+        return done
+
+    REGISTRY.fast_paths[real.topic] = dataclasses.replace(real, builder=counting)
+    rebuilder = Projector.for_ledger(fund.ledger, rebuild_page_size=rebuild_page_size)
+    try:
+        result = rebuilder.rebuild()
+        assert result.position_to == fund.ledger.recorder.max_notification_id()
+        assert result.events_read == fund.ledger.recorder.max_notification_id()
+        assert used["fast"] > 10  # the contributions went through the fast path
+        assert rebuilder.digest() == incremental
+        assert rebuilder.position() == result.position_to
+        assert rebuilder.catch_up().events_read == 0
+    finally:
+        REGISTRY.fast_paths[real.topic] = real
+        rebuilder.close()
+    assert shadow_leftovers(projector) == []
+
+
+def contributed_fast_topic() -> str:
+    return next(topic for topic, fast in REGISTRY.fast_paths.items() if fast.builder is contributed_fast)
+
+
+def test_rebuild_without_fast_paths_gives_the_same_digest(fund, projector, monkeypatch):
+    history = build_history(fund)
+    more_months(fund, history)
+    projector.catch_up()
+    incremental = projector.digest()
+    monkeypatch.setattr(REGISTRY, "fast_paths", {})
+    projector.rebuild()
+    assert projector.digest() == incremental
+
+
+def test_the_fast_path_refuses_shapes_it_does_not_know(fund, projector):
+    build_history(fund)
+    topic = contributed_fast_topic()
+    decoder = Decoder(fund.ledger)
+    fast = Fast(decoder, projector.engine.dialect)
+    stored = next(n for n in fund.ledger.iter_notifications() if n.topic == topic)
+    state = Decoder.raw(stored.state)
+    assert state is not None
+    batch_never_touched = None
+    for changed in ({**state, "extra": 1}, {**state, "employer_amount": 1.5},
+                    {**state, "value_date": "2024-07-08"}, {**state, "period": None},
+                    {**state, "journal": [{"account": "2001", "side": "Cr", "amount": "1.00"}]},
+                    {**state, "journal": {"lines": []}}):
+        assert contributed_fast(batch_never_touched, fast, stored.id, str(stored.originator_id),
+                                stored.originator_version, changed) is False
+
+
+# -- the decoder is the mapper, faster --------------------------------------------------------------
+def test_decoder_gives_the_mappers_events(fund):
+    history = build_history(fund)
+    loan_history(fund)
+    more_months(fund, history)
+    ledger = fund.ledger
+    decoder = Decoder(ledger)
+    assert decoder.plain
+    for notification in ledger.iter_notifications():
+        expected = ledger.mapper.to_domain_event(notification)
+        got = decoder.event(notification.topic, notification.originator_id, notification.originator_version,
+                            notification.state)
+        assert type(got) is type(expected)
+        assert got.__dict__ == expected.__dict__, notification.topic
+    assert decoder.state(b'{"a": NaN, "b": {"_type_": "money", "_data_": "1.50"}}')["b"] == \
+        ledger.mapper.transcoder.decode(b'{"a": NaN, "b": {"_type_": "money", "_data_": "1.50"}}')["b"]
+    huge = b'{"n": 123456789012345678901234567890, "f": [0.1, {"_type_": "money", "_data_": "2.00"}]}'
+    assert decoder.state(huge) == ledger.mapper.transcoder.decode(huge)
+
+
+# -- atomic: readers see the old tables until the swap; a failure changes nothing ------------------------
+def test_readers_see_the_old_complete_tables_while_a_rebuild_runs(fund, projector, monkeypatch):
+    history = build_history(fund)
+    projector.catch_up()
+    old_digest, old_counts, old_position = projector.digest(), projector.table_counts(), projector.position()
+    old_balance = ReadModel(projector.engine).balance(history["a"])
+    more_months(fund, history)
+    reader = Projector.for_ledger(fund.ledger)  # another engine: its own connections
+    seen: list[tuple[str, dict[str, int], int]] = []
+    swap_name = "_swap_postgres" if projector.engine.dialect.name == "postgresql" else "_swap_sqlite"
+    real_swap = getattr(Rebuild, swap_name)
+    real_apply = Rebuild._apply_page
+
+    def look(self: Rebuild, *args: Any) -> Any:
+        seen.append((reader.digest(), reader.table_counts(), reader.position()))
+        return real_apply(self, *args)
+
+    def look_then_swap(self: Rebuild, *args: Any) -> Any:
+        seen.append((reader.digest(), reader.table_counts(), reader.position()))
+        assert ReadModel(reader.engine).balance(history["a"]) == old_balance
+        return real_swap(self, *args)
+
+    monkeypatch.setattr(Rebuild, "_apply_page", look)
+    monkeypatch.setattr(Rebuild, swap_name, look_then_swap)
+    monkeypatch.setattr(rebuild_module, "SQLITE_COMMIT_EVENTS", 10)  # SQLite: several build transactions
+    try:
+        rebuilder = Projector.for_ledger(fund.ledger, rebuild_page_size=5)
+        try:
+            rebuilder.rebuild()
+        finally:
+            rebuilder.close()
+        assert len(seen) > 3
+        assert all(view == (old_digest, old_counts, old_position) for view in seen)
+        rebuilt = reader.digest()
+        assert rebuilt != old_digest
+        assert reader.position() == fund.ledger.recorder.max_notification_id()
+    finally:
+        reader.close()
+    assert rebuilt == digest_of_catch_up_from_scratch(projector)
+
+
+def digest_of_catch_up_from_scratch(projector: Projector) -> str:
+    """Empty the read tables, put the position back to 0 and catch up: the incremental path's digest."""
+    with projector.engine.begin() as connection:
+        for table in tables.metadata.sorted_tables:
+            if table is not tables.tracking:
+                connection.execute(table.delete())
+        connection.execute(tables.tracking.update().where(tables.tracking.c.name == projector.name)
+                           .values(position=0))
+    projector.catch_up()
+    return projector.digest()
+
+
+@pytest.mark.parametrize("where", ["page", "swap"])
+def test_a_rebuild_failing_midway_leaves_the_old_tables_and_position(fund, projector, monkeypatch, where):
+    history = build_history(fund)
+    projector.catch_up()
+    old_digest, old_position = projector.digest(), projector.position()
+    more_months(fund, history)
+    pages = {"count": 0}
+    swap_name = "_swap_postgres" if projector.engine.dialect.name == "postgresql" else "_swap_sqlite"
+    real_apply, real_swap = Rebuild._apply_page, getattr(Rebuild, swap_name)
+
+    def fail_on_third_page(self: Rebuild, *args: Any) -> Any:
+        pages["count"] += 1
+        if pages["count"] == 3:
+            raise KeyboardInterrupt("killed in the middle of a rebuild")
+        return real_apply(self, *args)
+
+    def fail_in_the_swap(self: Rebuild, connection: Any, stop: int) -> Any:
+        real_swap(self, connection, stop)  # tables dropped and moved, position moved: then the process dies
+        raise KeyboardInterrupt("killed before the swap committed")
+
+    if where == "page":
+        monkeypatch.setattr(Rebuild, "_apply_page", fail_on_third_page)
+        monkeypatch.setattr(rebuild_module, "SQLITE_COMMIT_EVENTS", 4)  # SQLite: shadow pages committed
+    else:
+        monkeypatch.setattr(Rebuild, swap_name, fail_in_the_swap)
+    rebuilder = Projector.for_ledger(fund.ledger, rebuild_page_size=4)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rebuilder.rebuild()
+    finally:
+        rebuilder.close()
+    assert projector.digest() == old_digest
+    assert projector.position() == old_position
+    if projector.engine.dialect.name == "postgresql":
+        assert shadow_leftovers(projector) == []  # one transaction: nothing left behind
+    elif where == "page":
+        assert shadow_leftovers(projector)  # committed shadow pages, never read, dropped by the next rebuild
+    monkeypatch.undo()
+    projector.catch_up()  # the old tables go on from their position
+    caught_up = projector.digest()
+    projector.rebuild()  # and a later rebuild clears what the failed one left
+    assert projector.digest() == caught_up
+    assert shadow_leftovers(projector) == []
+    with projector.engine.connect() as connection:
+        lines = connection.execute(select(func.count()).select_from(tables.account_lines)).scalar()
+    assert lines == projector.table_counts()["rm_account_lines"] > 0
+
+
+def test_rebuild_keeps_the_indexes_and_other_tracking_rows(fund, projector):
+    build_history(fund)
+    projector.catch_up()
+    with projector.engine.begin() as connection:
+        connection.execute(tables.tracking.insert().values(name="another-projection", position=3))
+    projector.rebuild()
+    with projector.engine.connect() as connection:
+        inspector = inspect(connection)
+        schema = (projector.engine.get_execution_options().get("schema_translate_map") or {}).get(None)
+        for table in tables.metadata.sorted_tables:
+            names = {index["name"] for index in inspector.get_indexes(table.name, schema=schema)}
+            assert {index.name for index in table.indexes} <= names, table.name
+        other = connection.execute(select(tables.tracking.c.position)
+                                   .where(tables.tracking.c.name == "another-projection")).scalar()
+    assert other == 3
+    assert projector.catch_up().events_read == 0
