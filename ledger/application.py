@@ -55,7 +55,7 @@ class MoneyAsStr(Transcoding):
         return str(obj)
 
     def decode(self, data: str) -> Money:
-        return Money(data)
+        return Money.stored(data)
 
 
 class DateAsISO(Transcoding):

@@ -117,6 +117,20 @@ class Money:
         return money
 
     @classmethod
+    def stored(cls, text: str) -> "Money":
+        """Money as the ledger itself wrote it (``str(money)``: two places); anything else takes the
+        checked path of the constructor."""
+        try:
+            amount = Decimal(text)
+        except (InvalidOperation, TypeError):
+            return cls(text)
+        if amount.as_tuple().exponent != -2 or not amount.is_finite():
+            return cls(text)
+        money = _new(cls)
+        _set_amount(money, amount)
+        return money
+
+    @classmethod
     def from_fen(cls, fen: int) -> "Money":
         """Internal fast path for integer arithmetic in fen (loan schedules): exact, two places."""
         money = _new(cls)

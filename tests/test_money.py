@@ -174,3 +174,14 @@ def test_daily_and_monthly_rates_divide_the_annual_rate() -> None:
     annual = percent(parse_rate("1.50"))
     assert (annual / 360).quantize(Decimal("0.00000001")) == Decimal("0.00004167")
     assert Money("500000.00").times(percent(parse_rate("2.85")) / 12) == Money("1187.50")
+
+
+@pytest.mark.parametrize("text", ["0.00", "12.34", "-5.10", "1234567.89", "5", "1.5", "1,000.00"])
+def test_stored_money_reads_what_the_ledger_wrote_and_checks_anything_else(text):
+    assert Money.stored(text) == Money(text) and str(Money.stored(text)) == str(Money(text))
+
+
+@pytest.mark.parametrize("text", ["1.005", "NaN", "Infinity", "abc", ""])
+def test_stored_money_refuses_what_money_refuses(text):
+    with pytest.raises(MoneyError):
+        Money.stored(text)
