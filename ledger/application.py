@@ -109,6 +109,14 @@ class LedgerBase(Application):
         self.policy = policy or load_policy()
         self.clock = clock or Clock()
 
+    def construct_transcoder(self) -> JSONTranscoder:
+        """eventsourcing's JSON transcoder with the orjson decoder (ledger/transcoding.py)."""
+        from ledger.transcoding import FastJSONTranscoder
+
+        transcoder = FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(MoneyAsStr())
