@@ -30,6 +30,9 @@ class Ledger(AnchoredApplicationMixin, AccountCommands, ContributionCommands, Wi
 
     snapshotting_intervals = {FundAccount: SNAPSHOT_INTERVAL_EVENTS, Loan: LOAN_SNAPSHOT_INTERVAL_EVENTS}
 
+    def before_save(self, aggregates) -> None:  # type: ignore[no-untyped-def]
+        self.adjust_backdated_interest(aggregates)
+
     @property
     def centre_bank_account(self) -> str:
         return self.policy.at(self.today()).bank.centre_account

@@ -178,6 +178,7 @@ class LedgerBase(Application):
                     return first
             with recording(self.clock.now()):
                 result, aggregates = body()
+                self.before_save(aggregates)
                 extra = [IdempotencyRecord(key=key, command=command, content_hash=digest, result=result)] if key else []
             try:
                 self.save(*aggregates, *extra)
@@ -190,6 +191,10 @@ class LedgerBase(Application):
                 logger.warning("%s committed but the audit chain lags: %s", command, error.__cause__)
             return result
         raise ConcurrencyConflictError(f"{command}: gave up after {CONFLICT_RETRY_MAX} conflicting attempts")
+
+    def before_save(self, aggregates: Sequence[LedgerAggregate]) -> None:
+        """Called with a command's aggregates before they are saved (the ledger adds what every command
+        owes, such as interest adjustments for postings dated into a settled year)."""
 
     def _idempotent_result(self, key: str, digest: str) -> dict[str, Any] | None:
         record = self.find(IdempotencyRecord.create_id(key))

@@ -187,3 +187,22 @@ def test_repayment_statement_command(fund, store_url, tmp_path: Path):
         assert "还款明细" in document[0].get_text()
     code, error, _ = gjj(store_url, "statement", "repayment", "NO-SUCH-LOAN", "--json")
     assert code == 3 and error["error"]["field"] == "loan"
+
+
+def test_audit_check_agrees_after_an_interest_adjustment_for_a_backdated_receipt(fund, store_url):
+    """The read models follow InterestAdjusted (COR-3 for a posting dated into a settled year)."""
+    fund.on(date(2024, 7, 1))
+    employer = fund.employer(ratio="12", from_period="2024-01")
+    _, account = fund.member(employer, from_period="2024-01")
+    fund.remit(employer, "2024-07", [account])
+    fund.on(date(2025, 7, 1))
+    fund.ledger.settle_interest(date(2025, 6, 30))
+    document = fund.register(employer, "2025-06", [account])
+    fund.on(date(2025, 7, 3))
+    fund.pay(document["total"], document["serial"], value_date=date(2025, 6, 28))
+    assert fund.ledger.history(account)["lines"][-1]["kind"] == "interest-adjustment"
+    code, result, text = gjj(store_url, "audit", "check", "--json")
+    assert code == 0 and result["ok"], text
+    code, first, _ = gjj(store_url, "projections", "digest", "--json")
+    assert gjj(store_url, "projections", "rebuild", "--json")[0] == 0
+    assert gjj(store_url, "projections", "digest", "--json")[1] == first

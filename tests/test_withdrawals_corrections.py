@@ -381,6 +381,33 @@ def test_cor3_a_reversal_in_a_settled_interest_year_posts_an_interest_adjustment
     fund.assert_books(date(2024, 7, 31), date(2024, 8, 1), date(2025, 6, 30), date(2025, 7, 4), date(2025, 7, 5))
 
 
+def test_cor3_a_receipt_value_dated_into_a_settled_year_adjusts_that_years_interest(fund: Any) -> None:
+    """MNY-4 with COR-3: the year to 2025-06-30 is settled on 07-01; money that arrived on 06-28 is recorded on
+    07-03 (a late bank result): the member earns its three days (06-28..06-30) by an adjustment on 07-03."""
+    fund.on(date(2024, 7, 1))
+    employer = fund.employer(ratio="12", from_period="2024-01")
+    _, account = fund.member(employer, from_period="2024-01")
+    fund.remit(employer, "2024-07", [account])
+    fund.on(date(2025, 7, 1))
+    settled = Money(fund.ledger.settle_interest(date(2025, 6, 30))["interest"])
+    document = fund.register(employer, "2025-06", [account])
+    fund.on(date(2025, 7, 3))
+    fund.pay(document["total"], document["serial"], value_date=date(2025, 6, 28))
+    rate = Decimal("0.015") / 360
+    expected = Money.of((MONTH.amount * 365 + MONTH.amount * 3) * rate) - settled
+    assert expected == Money.of(MONTH.amount * 3 * rate) and not expected.is_zero
+    lines = fund.ledger.history(account)["lines"]
+    assert [(line["kind"], line["value_date"]) for line in lines][-3:] == [
+        ("remittance", "2025-06-28"), ("interest", "2025-06-30"), ("interest-adjustment", "2025-07-03")]
+    assert Money(lines[-1]["amount"]) == expected
+    assert fund.balance(account) == MONTH + settled + MONTH + expected
+    fund.on(date(2025, 7, 10))                                   # reversing it takes the adjustment back
+    late = next(m[3] for m in fund.account(account).movements if m[0] == date(2025, 6, 28))
+    result = fund.ledger.reverse(account, late, fund.today, "错账")
+    assert Money(result["interest_adjustment"]) == -expected
+    fund.assert_books(date(2025, 6, 30), date(2025, 7, 3), date(2025, 7, 10))
+
+
 def test_reversing_on_a_closed_account_is_refused(fund: Any) -> None:
     _, [(_, account)] = members(fund)
     posting = fund.account(account).movements[0][3]

@@ -420,6 +420,22 @@ class FundAccount(LedgerAggregate):
         if not interest.is_zero:
             self._post(posting_id, value_date, interest.amount, "interest", journal, {"year": year})
 
+    def adjust_interest(self, original_posting_id: str, correction_date: date, amount: Money) -> None:
+        """COR-3 for a posting value-dated into an interest year already settled: the year's interest
+        recomputed with it, posted on the correction day (Cr 2001 / Dr 5001, or the other way)."""
+        if amount.is_zero:
+            return
+        side_fund, side_expense = ("Cr", "Dr") if amount > ZERO else ("Dr", "Cr")
+        journal = balanced([journal_line(GL_FUND, side_fund, abs(amount)),
+                            journal_line(GL_INTEREST_EXPENSE, side_expense, abs(amount))])
+        self._interest_adjusted(original=original_posting_id, posting_id=f"adj:{original_posting_id}",
+                                value_date=correction_date, amount=amount, journal=journal)
+
+    @event("InterestAdjusted")
+    def _interest_adjusted(self, original: str, posting_id: str, value_date: date, amount: Money,
+                           journal: list[dict[str, Any]]) -> None:
+        self._post(posting_id, value_date, amount.amount, "interest-adjustment", journal, {"original": original})
+
     def last_settled_end(self) -> date | None:
         ends = [y["end"] for y in self.interest_years.values()]
         return max(ends) if ends else None

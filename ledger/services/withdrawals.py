@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ledger.aggregates.base import LedgerRuleError
 from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, LOAN_REFUND_PURPOSE, Payout, SerialRef
@@ -45,6 +45,14 @@ def _months(value: Any) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise WithdrawalEvidenceError(f"months must be a whole number above zero (got {value!r})", field="months")
     return int(text)
+
+
+NOT_BACKDATED_POSTINGS = ("Reversed", "InterestSettled", "InterestAdjusted")  # each posts its own interest
+
+
+def _settled_year_of(account: FundAccount, day: date) -> dict[str, Any] | None:
+    return next((y for y in account.interest_years.values()
+                 if y["start"] <= day <= y["end"] and not y["closing"]), None)
 
 
 def _month_index(day: date) -> int:
@@ -330,17 +338,36 @@ class WithdrawalCommands:
         payout.cancel(original["value_date"], reason)
         return [payout]
 
-    def _interest_adjustment(self, account: FundAccount, posting_id: str, original: dict[str, Any]) -> Money:
-        settled = next((y for y in account.interest_years.values()
-                        if y["start"] <= original["value_date"] <= y["end"] and not y["closing"]), None)
+    def _interest_adjustment(self, account: FundAccount, posting_id: str, original: dict[str, Any],
+                             without: bool = True) -> Money:
+        """COR-3: what the settled year holding ``original`` would have earned without it (or, with
+        ``without=False``, with it: a posting value-dated into a settled year), less what it earned."""
+        settled = _settled_year_of(account, original["value_date"])
         if settled is None:
             return ZERO
         policy = self.policy.at(settled["end"])
         rates = [(r.effective_from, r.annual_rate) for r in policy.interest.rates]
-        without = [(d, a, k) for d, a, k, p in account.movements if p != posting_id]
-        redo = compute_interest(policy.interest.method, without, settled["start"], settled["end"], rates,
+        movements = [(d, a, k) for d, a, k, p in account.movements if not (without and p == posting_id)]
+        redo = compute_interest(policy.interest.method, movements, settled["start"], settled["end"], rates,
                                 policy.interest.daily_rate)
         return redo.interest - settled["interest"] - self._adjusted_already(account, settled)
+
+    def adjust_backdated_interest(self, aggregates: Sequence[Any]) -> None:
+        """COR-3 / MNY-4: a posting this command value-dated into an interest year already settled (a bank
+        result or a receipt recorded after 30 June, dated before it) gets that year's interest adjusted on the
+        recording day, so no member earns on money not held then, or misses interest on money that was."""
+        for account in aggregates:
+            if not isinstance(account, FundAccount) or not account.interest_years:
+                continue
+            for event in list(account.pending_events):
+                posting_id = getattr(event, "posting_id", None)
+                if type(event).__name__ in NOT_BACKDATED_POSTINGS or posting_id not in account.postings:
+                    continue
+                original = account.postings[posting_id]
+                if original["kind"] in ("interest", "interest-adjustment", "reversal"):
+                    continue
+                amount = self._interest_adjustment(account, posting_id, original, without=False)
+                account.adjust_interest(posting_id, self.today(), amount)
 
     @staticmethod
     def _adjusted_already(account: FundAccount, settled: dict[str, Any]) -> Money:
