@@ -408,6 +408,30 @@ def test_cor3_a_receipt_value_dated_into_a_settled_year_adjusts_that_years_inter
     fund.assert_books(date(2025, 6, 30), date(2025, 7, 3), date(2025, 7, 10))
 
 
+def test_cor3_a_reversal_adjusts_every_settled_year_the_money_was_carried_into(fund: Any) -> None:
+    """A contribution of 2024-08-01 reversed on 2026-07-05, after two settlements: both years earned on it
+    (2024-08-01..2025-06-30 and all of 2025-07-01..2026-06-30), so the adjustment takes back both."""
+    fund.on(date(2024, 7, 1))
+    employer = fund.employer(ratio="12", from_period="2024-01")
+    _, account = fund.member(employer, from_period="2024-01")
+    fund.remit(employer, "2024-07", [account])
+    fund.on(date(2024, 8, 1))
+    fund.remit(employer, "2024-08", [account])
+    wrong = fund.account(account).movements[1][3]
+    fund.on(date(2025, 7, 1))
+    first = Money(fund.ledger.settle_interest(date(2025, 6, 30))["interest"])
+    fund.on(date(2026, 7, 1))
+    second = Money(fund.ledger.settle_interest(date(2026, 6, 30))["interest"])
+    rate = Decimal("0.015") / 360
+    first_without = Money.of(MONTH.amount * 365 * rate)
+    second_without = Money.of((MONTH + first).amount * 365 * rate)  # the first year's interest stays earned
+    fund.on(date(2026, 7, 5))
+    result = fund.ledger.reverse(account, wrong, fund.today, "非本人缴存")
+    assert Money(result["interest_adjustment"]) == (first_without - first) + (second_without - second)
+    assert fund.balance(account) == MONTH + first + second + Money(result["interest_adjustment"])
+    fund.assert_books(date(2026, 7, 4), date(2026, 7, 5))
+
+
 def test_reversing_on_a_closed_account_is_refused(fund: Any) -> None:
     _, [(_, account)] = members(fund)
     posting = fund.account(account).movements[0][3]

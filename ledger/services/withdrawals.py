@@ -50,11 +50,6 @@ def _months(value: Any) -> int:
 NOT_BACKDATED_POSTINGS = ("Reversed", "InterestSettled", "InterestAdjusted")  # each posts its own interest
 
 
-def _settled_year_of(account: FundAccount, day: date) -> dict[str, Any] | None:
-    return next((y for y in account.interest_years.values()
-                 if y["start"] <= day <= y["end"] and not y["closing"]), None)
-
-
 def _month_index(day: date) -> int:
     return day.year * 12 + day.month - 1
 
@@ -340,17 +335,27 @@ class WithdrawalCommands:
 
     def _interest_adjustment(self, account: FundAccount, posting_id: str, original: dict[str, Any],
                              without: bool = True) -> Money:
-        """COR-3: what the settled year holding ``original`` would have earned without it (or, with
-        ``without=False``, with it: a posting value-dated into a settled year), less what it earned."""
-        settled = _settled_year_of(account, original["value_date"])
-        if settled is None:
+        """COR-3: what the account would have earned over its settled interest years without ``original``
+        (or, with ``without=False``, with it: a posting value-dated into a settled year), less what it did
+        earn: the settlements and every adjustment posted since.
+
+        Every settled year is recomputed (a posting's money is carried into the next years too) and totals
+        are compared, so earlier adjustments need no attribution to years; a year no posting changed
+        recomputes to what it earned."""
+        years = [y for y in account.interest_years.values() if not y["closing"]]
+        if not years or original["value_date"] > max(year["end"] for year in years):
             return ZERO
-        policy = self.policy.at(settled["end"])
-        rates = [(r.effective_from, r.annual_rate) for r in policy.interest.rates]
         movements = [(d, a, k) for d, a, k, p in account.movements if not (without and p == posting_id)]
-        redo = compute_interest(policy.interest.method, movements, settled["start"], settled["end"], rates,
-                                policy.interest.daily_rate)
-        return redo.interest - settled["interest"] - self._adjusted_already(account, settled)
+        owed = received = ZERO
+        for year in years:
+            policy = self.policy.at(year["end"])
+            rates = [(r.effective_from, r.annual_rate) for r in policy.interest.rates]
+            owed += compute_interest(policy.interest.method, movements, year["start"], year["end"], rates,
+                                     policy.interest.daily_rate).interest
+            received += year["interest"]
+        received += Money.sum(Money(p["amount"]) for p in account.postings.values()
+                              if p["kind"] == "interest-adjustment")
+        return owed - received
 
     def adjust_backdated_interest(self, aggregates: Sequence[Any]) -> None:
         """COR-3 / MNY-4: a posting this command value-dated into an interest year already settled (a bank
@@ -368,18 +373,6 @@ class WithdrawalCommands:
                     continue
                 amount = self._interest_adjustment(account, posting_id, original, without=False)
                 account.adjust_interest(posting_id, self.today(), amount)
-
-    @staticmethod
-    def _adjusted_already(account: FundAccount, settled: dict[str, Any]) -> Money:
-        """COR-3 adjustments earlier reversals posted for the same settled year (else counted twice)."""
-        total = ZERO
-        for posting in account.postings.values():
-            if posting["kind"] != "interest-adjustment":
-                continue
-            original = account.postings.get(posting["detail"]["original"])
-            if original is not None and settled["start"] <= original["value_date"] <= settled["end"]:
-                total = total + Money(posting["amount"])
-        return total
 
     # -- interest settlement -----------------------------------------------------------
     def settle_interest(self, year_end: date, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
