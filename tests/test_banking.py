@@ -33,6 +33,7 @@ from bank_adapters.formats import (
 )
 from ledger.app import Ledger
 from ledger.application import CHINA_TZ, Clock, FixedClock
+from ledger.aggregates.documents import SerialRef
 from ledger.money import Money
 from ledger.sampledata import credit_code, resident_id
 from ledger.services.banking import bank_reference, debit_batch_file, with_banking
@@ -310,6 +311,35 @@ def test_a_reversed_card_collection_reopens_the_instalment(sqlite_centre: LoanCe
     assert report["counts"] == {"applied": 1}, report
     assert ledger.loan_status(sqlite_centre.loans[0], DEDUCTION_ON)["amount_due"] == first["amount"]
     assert ledger.import_statement(BANK, reversal)["counts"] == {"repeat": 1}
+    assert ledger.check_books()["ok"]
+
+
+def test_a_reversed_remittance_receipt_takes_the_credit_back_and_the_document_waits_again(
+        sqlite_centre: LoanCentre) -> None:
+    """BNK-6 on a remittance: each member's credit is mirrored (冲正), the document is PENDING again and the
+    periods are free, so the employer's next payment of the same document credits them once."""
+    centre = sqlite_centre
+    ledger = centre.ledger
+    lines = [RemittanceLine(i + 1, a, Money("30000.00"), Money("3600.00"), Money("3600.00"))
+             for i, a in enumerate(centre.accounts[:2])]
+    document = ledger.register_remittance(centre.employer, "2025-01", "remittance", "D2025-01", lines, DEDUCTION_ON)
+    before = ledger.balance(centre.accounts[0])["balance"]
+    paid = statement(statement_line(1, document["total"], DEDUCTION_ON, "R1", f"{document['serial']} 汇缴"))
+    assert ledger.import_statement(BANK, paid)["counts"] == {"applied": 1}
+    assert Money(ledger.balance(centre.accounts[0])["balance"]) == Money(before) + Money("7200.00")
+    reversal = statement(statement_line(1, f"-{document['total']}", DEDUCTION_ON, "R1",
+                                        f"{document['serial']} 冲正", reversal=True))
+    assert ledger.import_statement(BANK, reversal)["counts"] == {"applied": 1}
+    assert ledger.balance(centre.accounts[0])["balance"] == before
+    ref = ledger.find(SerialRef.create_id(document["serial"]))
+    assert ledger.find(ref.target_id).state == "PENDING"
+    kinds = [line["kind"] for line in ledger.history(centre.accounts[0])["lines"]][-2:]
+    assert kinds == ["remittance", "reversal"]
+    assert ledger.check_books()["ok"]
+    again = statement(statement_line(1, document["total"], DEDUCTION_ON, "R2", f"{document['serial']} 汇缴"))
+    assert ledger.import_statement(BANK, again)["counts"] == {"applied": 1}
+    assert Money(ledger.balance(centre.accounts[0])["balance"]) == Money(before) + Money("7200.00")
+    assert ledger.find(ref.target_id).state == "RECEIVED"
     assert ledger.check_books()["ok"]
 
 

@@ -67,6 +67,14 @@ class RemittanceDocument(LedgerAggregate):
         self.received = {"value_date": value_date, "bank_reference": bank_reference, "amount": amount,
                          "source": source}
 
+    @event("ReceiptReversed")
+    def mark_receipt_reversed(self, on: date, bank_reference: str, reason: str) -> None:
+        """BNK-6: the bank reversed the money that paid this document; it waits for its money again."""
+        self.__dict__.setdefault("reversed_receipts", []).append(
+            {"on": on, "bank_reference": bank_reference, "reason": reason, "received": self.received})
+        self.state = "PENDING"
+        self.received = None
+
 
 class BankReceipt(LedgerAggregate):
     """Money that arrived at a centre bank account, keyed by the bank reference (BNK-2)."""

@@ -470,7 +470,14 @@ class FundAccount(LedgerAggregate):
     @event("Reversed")
     def _reversed(self, posting_id: str, reversal_id: str, value_date: date, correction_date: date, amount: Money,
                   reason: str, journal: list[dict[str, Any]], interest_adjustment: Money) -> None:
-        self.postings[posting_id]["reversed"] = True
+        original = self.postings[posting_id]
+        original["reversed"] = True
+        period = original["detail"].get("period")
+        slot = self.credited.get(period, {}) if period else {}
+        if original["kind"] in slot:  # CON-2: a reversed contribution no longer counts as credited
+            slot[original["kind"]] -= original["amount"]
+            if not slot[original["kind"]]:
+                del slot[original["kind"]]
         self._post(reversal_id, value_date, amount.amount, "reversal", journal,
                    {"original": posting_id, "reason": reason})
         if not interest_adjustment.is_zero:

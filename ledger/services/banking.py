@@ -452,6 +452,8 @@ class BankingCommands:
             adjustment = self._interest_adjustment(account, posting_id, account.postings[posting_id])
             account.reverse(posting_id, f"rev:{posting_id}", on, f"bank reversal of {serial}", adjustment)
             touched.append(account)
+        document.mark_receipt_reversed(on=on, bank_reference=receipt.reference, reason=f"bank reversal of {serial}")
+        touched.append(document)
         if not receipt.suspense.is_zero:
             receipt.release(receipt.suspense, receipt.value_date, "bank-reversal",
                             bank_account_code(receipt.bank_account))
