@@ -343,6 +343,21 @@ def test_a_reversed_remittance_receipt_takes_the_credit_back_and_the_document_wa
     assert ledger.check_books()["ok"]
 
 
+def test_money_returned_after_a_paid_payout_waits_in_suspense(sqlite_centre: LoanCentre) -> None:
+    """退汇: the payee's bank returns a payout already paid; the money is held in suspense for staff (BNK-5),
+    never credited to anyone by guess, and the books stay whole."""
+    ledger = sqlite_centre.ledger
+    payout = ledger.pending_payouts()[0]
+    paid = statement(statement_line(1, str(-payout.amount), DEDUCTION_ON, "P1", f"{payout.serial} 付款"))
+    assert ledger.import_statement(BANK, paid)["counts"] == {"applied": 1}
+    returned = statement(statement_line(1, str(payout.amount), DEDUCTION_ON, "P2", f"{payout.serial} 退汇"))
+    report = ledger.import_statement(BANK, returned)
+    assert [row["status"] for row in report["lines"]] == ["suspense"]
+    assert ledger.find(payout.id).state == "PAID"
+    assert ledger.suspense_total(date.max) == payout.amount
+    assert ledger.check_books()["ok"]
+
+
 # -- the CLI: malformed files refused whole, nothing half-applied -----------------------------------------
 @pytest.fixture
 def gjj(monkeypatch: pytest.MonkeyPatch) -> Any:
