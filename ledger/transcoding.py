@@ -44,8 +44,13 @@ class FastJSONTranscoder(JSONTranscoder):
         if kind is dict:
             if len(value) == 2 and "_type_" in value and "_data_" in value:
                 return self._typed(value["_type_"], self.walk(value["_data_"]))
+            memo = self._memo
             for key, item in value.items():
-                if type(item) in (dict, list, float):
+                kind = type(item)
+                if kind is dict and len(item) == 2 and type(item.get("_data_")) is str and "_type_" in item:
+                    found = memo.get((item["_type_"], item["_data_"]))  # a typed leaf: most values are
+                    value[key] = found if found is not None else self._typed(item["_type_"], item["_data_"])
+                elif kind is dict or kind is list or kind is float:
                     value[key] = self.walk(item)
         elif kind is list:
             for index, item in enumerate(value):
