@@ -250,3 +250,51 @@ def test_rebuild_keeps_the_indexes_and_other_tracking_rows(fund, projector):
                                    .where(tables.tracking.c.name == "another-projection")).scalar()
     assert other == 3
     assert projector.catch_up().events_read == 0
+
+
+# -- every topic fast path: the handlers' rows, or a refusal ---------------------------------------------
+def with_interest(fund: Any) -> dict[str, Any]:
+    history = build_history(fund)
+    fund.on(date(2025, 7, 1))
+    fund.ledger.settle_interest(date(2025, 6, 30))
+    return history
+
+
+@pytest.mark.parametrize("rebuild_page_size", [5, 20_000])
+def test_each_fast_path_gives_the_digest_of_its_handlers(fund, projector, monkeypatch, rebuild_page_size):
+    with_interest(fund)
+    projector.catch_up()
+    incremental = projector.digest()
+    used: dict[str, int] = {}
+
+    def counting(fast: Any) -> Any:
+        def builder(*args: Any) -> bool:
+            done = fast.builder(*args)
+            used[fast.topic] = used.get(fast.topic, 0) + done
+            return done
+        return dataclasses.replace(fast, builder=builder)
+
+    monkeypatch.setattr(REGISTRY, "fast_paths", {topic: counting(fast) for topic, fast in REGISTRY.fast_paths.items()})
+    rebuilder = Projector.for_ledger(fund.ledger, rebuild_page_size=rebuild_page_size)
+    try:
+        rebuilder.rebuild()
+        assert rebuilder.digest() == incremental
+    finally:
+        rebuilder.close()
+    names = {topic.rpartition(".")[2]: count for topic, count in used.items()}
+    assert set(names) >= {"Contributed", "Registered", "Opened", "BaseSet", "InterestSettled"}
+    assert all(names[name] > 0 for name in ("Contributed", "Registered", "Opened", "BaseSet", "InterestSettled"))
+
+
+def test_each_fast_path_refuses_a_shape_it_does_not_know(fund, projector):
+    with_interest(fund)
+    fast = Fast(Decoder(fund.ledger), projector.engine.dialect)
+    stored = {n.topic: n for n in fund.ledger.iter_notifications()}
+    for topic, path in REGISTRY.fast_paths.items():
+        notification = stored[topic]
+        state = Decoder.raw(notification.state)
+        assert state is not None
+        for changed in ({**state, "extra": 1}, {key: value for key, value in list(state.items())[1:]},
+                        {**state, "timestamp": "2024-07-08T18:00:00+08:00"}):
+            assert path.builder(None, fast, notification.id, str(notification.originator_id),
+                                notification.originator_version, changed) is False, topic
