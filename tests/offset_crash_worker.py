@@ -3,7 +3,8 @@
 Usage: python tests/offset_crash_worker.py URL YYYY-MM-DD [--batch-size N] [--go-file PATH]
 
 Prints ``ready`` once the ledger is open, waits for ``--go-file`` to exist when given (so two
-workers start their runs together), runs ``run_offset(day)`` and prints the report as JSON.
+workers start their runs together), runs ``run_offset(day)`` printing ``batch`` after each batch,
+and prints the report as JSON.
 A smaller batch than the production one gives the test more commit points to land a kill between.
 """
 
@@ -44,7 +45,9 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit("no go signal")
             time.sleep(GO_POLL_SECONDS)
-    report = ledger.run_offset(args.day)
+    # one line per committed batch: the test kills the run after a chosen number of them, wherever the
+    # machine's speed puts the run's end
+    report = ledger.run_offset(args.day, progress=lambda done, total: print("batch", flush=True))
     ledger.close()
     print(json.dumps(report), flush=True)
 

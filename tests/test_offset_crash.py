@@ -45,7 +45,7 @@ KILLS = 20
 WORKER_BATCH_SIZE = 20  # more commit points than production's 250: more places for a kill to land
 WORKER_TIMEOUT_SECONDS = 120
 KILL_AT_START_UP_SHARE = 0.15
-KILL_AFTER_READY_SECONDS_MAX = 1.0
+KILL_AFTER_BATCH_SECONDS_MAX = 0.05  # after the chosen batch: before, between or during the next commits
 SEED_OPTIONS = {"history_years": 1, "months_back": (2, 5), "terms_months": (120, 60)}  # small: fast to seed
 
 
@@ -137,7 +137,10 @@ def test_a_run_killed_twenty_times_then_completed_deducts_each_loan_exactly_once
                 time.sleep(rng.uniform(0.0, 0.5))
             else:
                 assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-                time.sleep(rng.uniform(0.0, KILL_AFTER_READY_SECONDS_MAX))
+                for _batch in range(rng.randint(0, SQLITE_LOANS // WORKER_BATCH_SIZE - 2)):
+                    if process.stdout.readline().strip() != "batch":
+                        break  # the run ended (the day was complete already)
+                time.sleep(rng.uniform(0.0, KILL_AFTER_BATCH_SECONDS_MAX))
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=WORKER_TIMEOUT_SECONDS)
             partial_counts.append(deductions_so_far(reader))
