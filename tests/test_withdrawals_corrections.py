@@ -354,14 +354,19 @@ def test_cor1_reversing_a_withdrawal_withdraws_its_payout_instruction(fund: Any)
     fund.assert_books()
 
 
-def test_cor3_a_reversal_in_a_settled_interest_year_posts_an_interest_adjustment(fund: Any) -> None:
+def july_and_august_credited(fund: Any) -> tuple[str, str]:
+    """A member credited on 2024-07-01 and 2024-08-01; returns the account and the August posting."""
     fund.on(date(2024, 7, 1))
     employer = fund.employer(ratio="12", from_period="2024-01")
     _, account = fund.member(employer, from_period="2024-01")
     fund.remit(employer, "2024-07", [account])
     fund.on(date(2024, 8, 1))
     fund.remit(employer, "2024-08", [account])
-    wrong = fund.account(account).movements[1][3]
+    return account, fund.account(account).movements[1][3]
+
+
+def test_cor3_a_reversal_in_a_settled_interest_year_posts_an_interest_adjustment(fund: Any) -> None:
+    account, wrong = july_and_august_credited(fund)
     fund.on(date(2025, 7, 1))
     settled = Money(fund.ledger.settle_interest(date(2025, 6, 30))["interest"])
     rate = Decimal("0.015") / 360
@@ -411,13 +416,7 @@ def test_cor3_a_receipt_value_dated_into_a_settled_year_adjusts_that_years_inter
 def test_cor3_a_reversal_adjusts_every_settled_year_the_money_was_carried_into(fund: Any) -> None:
     """A contribution of 2024-08-01 reversed on 2026-07-05, after two settlements: both years earned on it
     (2024-08-01..2025-06-30 and all of 2025-07-01..2026-06-30), so the adjustment takes back both."""
-    fund.on(date(2024, 7, 1))
-    employer = fund.employer(ratio="12", from_period="2024-01")
-    _, account = fund.member(employer, from_period="2024-01")
-    fund.remit(employer, "2024-07", [account])
-    fund.on(date(2024, 8, 1))
-    fund.remit(employer, "2024-08", [account])
-    wrong = fund.account(account).movements[1][3]
+    account, wrong = july_and_august_credited(fund)
     fund.on(date(2025, 7, 1))
     first = Money(fund.ledger.settle_interest(date(2025, 6, 30))["interest"])
     fund.on(date(2026, 7, 1))
