@@ -351,6 +351,15 @@ class FundAccountMachine(RuleBasedStateMachine):
             assert checks["ok"], checks
 
     @invariant()
+    def every_settled_year_earned_what_its_movements_give(self) -> None:
+        """COR-3 / MNY-4: after corrections and postings dated into settled years, the settlements plus every
+        interest adjustment equal the settled years recomputed from today's movements (nothing owed)."""
+        for account_no in self.models:
+            account = self.ledger.account(account_no)
+            owed = self.ledger._interest_adjustment(account, "", {"value_date": date.min}, without=False)
+            assert owed.is_zero, (account_no, owed, account.interest_years)
+
+    @invariant()
     def every_account_replays_the_same_from_the_store(self) -> None:
         for account_no in self.models:
             live: FundAccount = self.ledger.repository.get(FundAccount.create_id(account_no))
