@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -26,7 +26,7 @@ from ledger.loan_book import (
     ReversalNotAllowed,
     ageing_bucket,
 )
-from ledger.loan_math import EQUAL_INSTALMENT, EQUAL_PRINCIPAL, PrepaymentNotAllowed
+from ledger.loan_math import EQUAL_INSTALMENT, EQUAL_PRINCIPAL, LoanRuleError, PrepaymentNotAllowed
 from ledger.money import Money
 
 TERMS = LoanTerms(Money("500000.00"), 360, Decimal("2.85"), EQUAL_INSTALMENT, date(2025, 1, 15))
@@ -451,3 +451,49 @@ def test_any_prepayment_in_the_book_leaves_a_sound_schedule(fen, months, hundred
         assert instalment.payment >= instalment.interest
         assert instalment.outstanding <= previous
         previous = instalment.outstanding
+
+
+OPERATIONS = st.lists(st.tuples(st.sampled_from(["pay", "pay-part", "waive", "prepay", "reprice", "reverse"]),
+                                st.integers(min_value=0, max_value=45), st.integers(min_value=0, max_value=999)),
+                      max_size=20)
+
+
+def _operate(loan: LoanBook, kind: str, day: date, n: int) -> object:
+    if kind == "pay":
+        due = loan.amount_due(day)
+        return loan.allocate(due if due.amount > 0 else Money("100.00"), day)
+    if kind == "pay-part":
+        return loan.allocate(Money(Decimal(n * 3 + 1).scaleb(-2) * 100), day)
+    if kind == "waive":
+        return loan.add_waiver(day - timedelta(days=n % 40), day + timedelta(days=n % 7), day,
+                               None if n % 2 else 1 + n % 12)
+    if kind == "prepay":
+        return loan.prepay(Money(f"{1000 + n * 37}.00"), day, "shorten-term" if n % 2 else "reduce-payment")
+    if kind == "reprice":
+        return loan.reprice(Decimal("3.1") if n % 2 else Decimal("2.6"), day)
+    return loan.reverse(1 + n % max(len(loan.allocations), 1), day)
+
+
+@settings(max_examples=60, deadline=None)
+@given(operations=OPERATIONS, method=st.sampled_from([EQUAL_INSTALMENT, EQUAL_PRINCIPAL]),
+       months=st.sampled_from([12, 120, 360]))
+def test_a_book_built_as_dates_reach_it_answers_as_one_built_whole(operations, method, months):
+    """ADR 0014: the head/tail book gives every answer and refusal the fully built book gives."""
+    terms = dataclasses.replace(TERMS, method=method, months=months)
+    lazy, whole = LoanBook.open(terms, WorkingCalendar()), LoanBook.open(terms, WorkingCalendar())
+    day = terms.disbursed_on
+    for kind, days, n in operations:
+        day += timedelta(days=days)
+        whole.accounts  # noqa: B018 - keep this one built whole
+        answers = []
+        for loan in (lazy, whole):
+            try:
+                answers.append(("ok", _operate(loan, kind, day, n)))
+            except (LoanRuleError, AmountRefused) as refused:
+                answers.append(("refused", type(refused).__name__, str(refused)))
+        assert answers[0] == answers[1], (kind, day, n)
+        if lazy.closed:
+            break
+        assert lazy.status(max(day, lazy.last_on)) == whole.status(max(day, whole.last_on))
+        assert lazy.outstanding_principal == whole.outstanding_principal
+    assert lazy == whole
