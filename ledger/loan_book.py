@@ -657,6 +657,11 @@ class LoanBook:
             raise ReversalNotAllowed(f"no allocation {allocation_number}", field="allocation_number")
         if any(r.allocation_number == allocation_number for r in self.reversals):
             raise ReversalNotAllowed(f"allocation {allocation_number} is already reversed", rule="COR-1")
+        if allocation.penalty > self.penalty_paid:
+            # a late waiver (LN-8) already refunded penalty this payment paid: mirroring the whole payment
+            # would take that penalty back twice
+            raise ReversalNotAllowed(f"allocation {allocation_number} paid penalty {allocation.penalty} that a "
+                                     "waiver has since refunded; correct it by hand", field="allocation_number")
         self._advance(on)
         for account in self.head:  # only built accounts have payments
             account.remove_allocation(allocation_number)

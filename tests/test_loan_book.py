@@ -27,7 +27,7 @@ from ledger.loan_book import (
     ageing_bucket,
 )
 from ledger.loan_math import EQUAL_INSTALMENT, EQUAL_PRINCIPAL, LoanRuleError, PrepaymentNotAllowed
-from ledger.money import Money
+from ledger.money import ZERO, Money
 
 TERMS = LoanTerms(Money("500000.00"), 360, Decimal("2.85"), EQUAL_INSTALMENT, date(2025, 1, 15))
 INSTALMENT = Money("2067.79")
@@ -276,6 +276,21 @@ def test_reversed_payment_is_reopened_and_penalty_runs_from_the_due_date():
     assert loan.amount_due(D(2025, 2, 25)) == Money("2070.25")
     with pytest.raises(ReversalNotAllowed):
         loan.reverse(payment.number, D(2025, 2, 25))
+
+
+def test_a_payment_whose_penalty_a_late_waiver_refunded_is_not_reversed():
+    """Found by the lazy/whole property test: paid a day late (penalty), then a waiver declared over that day
+    refunds the penalty; mirroring the payment would take the penalty back twice (penalty paid < 0)."""
+    loan = LoanBook.open(TERMS, WorkingCalendar())
+    paid = loan.allocate(loan.amount_due(D(2025, 2, 18)), D(2025, 2, 18))  # due Sat 02-15, on time to Mon 02-17
+    assert paid.penalty > Money("0.00")
+    effect = loan.add_waiver(D(2025, 2, 18), D(2025, 2, 18), D(2025, 2, 18), 1)
+    assert ZERO < effect.penalty_refund < paid.penalty  # the waived day of the three is refunded
+    before = copy.deepcopy(loan)
+    with pytest.raises(ReversalNotAllowed) as refused:
+        loan.reverse(paid.number, D(2025, 2, 18))
+    assert refused.value.field == "allocation_number"
+    assert loan == before
 
 
 def test_reversal_reopens_the_penalty_it_paid():
