@@ -70,7 +70,7 @@ def decode(data: Any, depth: int = 0) -> Any:
     if not isinstance(data, dict) or len(data) not in (1, 2):
         raise SnapshotCodecError(f"unexpected snapshot value {type(data).__name__}")
     if "$m" in data:
-        return Money(data["$m"])
+        return Money.stored(data["$m"])
     if "$d" in data:
         return Decimal(data["$d"])
     if "$date" in data:
@@ -102,11 +102,14 @@ def decode(data: Any, depth: int = 0) -> Any:
 # loads from its snapshot in about the time it takes to open a new book. The rest of the book
 # (terms, waivers, allocations, ...) is small and keeps the generic form.
 
-BOOK_FORMAT = 1
+BOOK_FORMAT = 2  # 2: allocations as flat integers too (format 1, read still, kept them in the history)
 ROW_WIDTH = 7  # due date, principal, interest, payment, outstanding (fen), rate index, on-time days after due
 PAID_WIDTH = 5  # row index, value date, allocation number, interest, principal (fen)
-HISTORY = ("waivers", "allocations", "reversals", "crystallisations", "prepayments", "rate_changes", "payoff",
-           "penalty_paid")
+ALLOCATION_WIDTH = 9  # number, date, amount, penalty crystallised, penalty, interest, principal, excess, parts
+PART_WIDTH = 3  # instalment number, interest, principal (fen)
+HISTORY_V1 = ("waivers", "allocations", "reversals", "crystallisations", "prepayments", "rate_changes", "payoff",
+              "penalty_paid")
+HISTORY = tuple(name for name in HISTORY_V1 if name != "allocations")
 
 
 def _fen(money: Money) -> int:
@@ -136,8 +139,40 @@ def encode_book(book: loan_book.LoanBook) -> dict[str, Any]:
         "rows": rows,
         "paid": paid,
         "history": [encode(getattr(book, name)) for name in HISTORY],
+        "allocations": _encode_allocations(book.allocations),
         "tail": _encode_tail(book.tail),
     }
+
+
+def _encode_allocations(allocations: list[loan_book.Allocation]) -> list[int]:
+    flat: list[int] = []
+    for a in allocations:
+        flat += (a.number, a.on.toordinal(), _fen(a.amount), _fen(a.penalty_crystallised), _fen(a.penalty),
+                 _fen(a.interest), _fen(a.principal), _fen(a.excess), len(a.parts))
+        for part in a.parts:
+            flat += (part.number, _fen(part.interest), _fen(part.principal))
+    return flat
+
+
+def _decode_allocations(data: Any) -> list[loan_book.Allocation]:
+    flat = _ints(data, 1, "allocations")
+    from_fen, allocations, at = Money.from_fen, [], 0
+    try:
+        while at < len(flat):
+            number, on, amount, crystallised, penalty, interest, principal, excess, count = \
+                flat[at:at + ALLOCATION_WIDTH]
+            at += ALLOCATION_WIDTH
+            parts = []
+            for _ in range(count):
+                part_number, part_interest, part_principal = flat[at:at + PART_WIDTH]
+                parts.append(loan_book.InstalmentPart(part_number, from_fen(part_interest), from_fen(part_principal)))
+                at += PART_WIDTH
+            allocations.append(loan_book.Allocation(
+                number, date.fromordinal(on), from_fen(amount), from_fen(crystallised), from_fen(penalty),
+                from_fen(interest), from_fen(principal), from_fen(excess), tuple(parts)))
+    except ValueError:  # a short group does not unpack
+        raise SnapshotCodecError("book allocations: truncated") from None
+    return allocations
 
 
 def _encode_tail(tail: loan_book.ScheduleTail | None) -> list[Any] | None:
@@ -172,8 +207,9 @@ def _ints(data: Any, width: int, name: str) -> list[int]:
 
 
 def decode_book(data: dict[str, Any]) -> loan_book.LoanBook:
-    if data.get("$book") != BOOK_FORMAT or set(data) != {"$book", "terms", "calendar", "dates", "rate_steps",
-                                                           "rates", "rows", "paid", "history", "tail"}:
+    keys = {"$book", "terms", "calendar", "dates", "rate_steps", "rates", "rows", "paid", "history", "tail"}
+    version = data.get("$book")
+    if not ((version == 1 and set(data) == keys) or (version == BOOK_FORMAT and set(data) == keys | {"allocations"})):
         raise SnapshotCodecError(f"unexpected book snapshot keys {sorted(data)}")
     terms, calendar = decode(data["terms"]), decode(data["calendar"])
     if not isinstance(terms, loan_book.LoanTerms) or not (calendar is None or isinstance(calendar, WorkingCalendar)):
@@ -199,14 +235,16 @@ def decode_book(data: dict[str, Any]) -> loan_book.LoanBook:
     for start in range(0, len(paid), PAID_WIDTH):
         index, on, allocation, interest, principal = paid[start:start + PAID_WIDTH]
         accounts[index].add(loan_book.PaidPart(fromordinal(on), allocation, from_fen(interest), from_fen(principal)))
-    history = data["history"]
-    if not isinstance(history, list) or len(history) != len(HISTORY):
+    history, names = data["history"], HISTORY_V1 if version == 1 else HISTORY
+    if not isinstance(history, list) or len(history) != len(names):
         raise SnapshotCodecError("book history: one value per field expected")
     steps = data["rate_steps"]
     if not isinstance(steps, list) or any(not isinstance(step, list) or len(step) != 2 for step in steps):
         raise SnapshotCodecError("book rate steps: [ordinal, rate] pairs expected")
     rate_steps = [(fromordinal(_ints([day], 1, "rate_steps")[0]), Decimal(str(rate))) for day, rate in steps]
-    values = {name: decode(value) for name, value in zip(HISTORY, history)}
+    values = {name: decode(value) for name, value in zip(names, history)}
+    if version != 1:
+        values["allocations"] = _decode_allocations(data["allocations"])
     return loan_book.LoanBook(terms, accounts, rate_steps, last_on, crystallised_through, calendar, **values,
                               tail=_decode_tail(data["tail"], terms))
 

@@ -46,12 +46,22 @@ def test_unknown_classes_are_refused_never_executed():
 def test_compact_form_is_small_and_older_generic_snapshots_still_load():
     book = worked_book()
     compact = LoanBookAsData().encode(book)
-    assert compact["$book"] == 1 and len(compact["rows"]) == 7 * len(book.head)
+    assert compact["$book"] == 2 and len(compact["rows"]) == 7 * len(book.head)
     assert len(json.dumps(compact)) * 3 < len(json.dumps(encode(book))), "the compact form is much smaller"
     generic = json.loads(json.dumps(encode(book)))  # what snapshots held before the compact form
     assert len(generic["v"]) == 14, "the generic form never holds the unbuilt tail"
     assert LoanBookAsData().decode(generic) == book
     assert LoanBookAsData().decode(json.loads(json.dumps(compact))) == book
+
+
+def test_format_1_compact_snapshots_with_allocations_in_the_history_still_load():
+    book = worked_book()
+    data = json.loads(json.dumps(LoanBookAsData().encode(book)))
+    history = data["history"]
+    data["history"] = history[:1] + [encode(book.allocations)] + history[1:]  # format 1's order
+    del data["allocations"]
+    data["$book"] = 1
+    assert LoanBookAsData().decode(json.loads(json.dumps(data))) == book
 
 
 def young_book() -> LoanBook:
@@ -82,6 +92,8 @@ def test_a_young_book_keeps_its_schedule_as_integer_rows_until_reached():
     lambda data: data["rows"].__setitem__(1, data["rows"][1] + 1),  # principal no longer conserved
     lambda data: data["tail"].__setitem__(2, data["tail"][2] + 1) if data["tail"] else data.pop("tail"),
     lambda data: data["tail"].__setitem__(0, 1) if data["tail"] else data.pop("tail"),  # numbering gap
+    lambda data: data["allocations"].pop(),                                # a truncated allocation
+    lambda data: data["allocations"].__setitem__(2, 0.5) if data["allocations"] else data.pop("allocations"),
 ])
 @pytest.mark.parametrize("make", ["worked", "young"])
 def test_a_spoilt_compact_book_is_refused(spoil, make):
