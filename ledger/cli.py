@@ -411,6 +411,25 @@ def books_check(as_of: Optional[str] = typer.Option(None), as_json: bool = JsonO
         raise typer.Exit(4)
 
 
+@books_app.command("suspense")
+def books_suspense(as_of: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
+    """Everything held in suspense (暂收款, 2102) item by item, beside the journal's 2102 balance (BNK-5)."""
+    day = parse_day(as_of, "as_of") if as_of else None
+
+    def render(result):
+        table = Table(title=f"suspense (2102) as of {result['as_of'] or 'now'}")
+        for column in ("kind", "reference", "value date", "amount"):
+            table.add_column(column, justify="right" if column == "amount" else "left")
+        for item in result["items"]:
+            table.add_row(item["kind"], item["reference"], item["value_date"] or "", item["amount"])
+        console.print(table)
+        console.print(f"items {result['total']} / journal 2102 {result['ledger_2102']}: "
+                      f"{'agree' if result['ok'] else 'DIFFER'}")
+    result = run(as_json, lambda l: l.suspense_items(day), render)
+    if not result["ok"]:
+        raise typer.Exit(4)
+
+
 # -- loans --------------------------------------------------------------------------------------
 @loan_app.command("schedule")
 def loan_schedule(principal: str = typer.Option(...), months: int = typer.Option(...),

@@ -241,5 +241,9 @@ def test_loan_suspense_through_the_cli(centre: Any, wall_clock: Any) -> None:
     assert code == 0 and (refund["held"], refund["amount"]) == ("0.00", "12.21") and refund["serial"], text
     code, again, _ = gjj(url, "loan", "suspense", loan_no, "--refund", "12.21", "--reference", "R1", "--json")
     assert code == 0 and again["serial"] == refund["serial"]          # the same key: applied once
+    code, listed, text = gjj(url, "books", "suspense", "--json")
+    assert code == 0 and listed["ok"] and listed["items"] == [] and listed["total"] == "0.00", text
+    code, earlier, text = gjj(url, "books", "suspense", "--as-of", "2025-02-17", "--json")
+    assert code == 0 and [(i["kind"], i["amount"]) for i in earlier["items"]] == [("loan", "32.21")], text
     code, check, text = gjj(url, "books", "check", "--json")
     assert code == 0 and check["ok"] is True, text

@@ -295,6 +295,9 @@ def test_loan_suspense_is_applied_to_the_next_instalment_or_refunded(fund: Any) 
     pay(fund, loan_no, "2100.00", due_on(1))                      # 32.21 beyond instalment 1
     ledger = fund.ledger
     assert ledger.loan_suspense(loan_no, due_on(1))["held"] == "32.21"
+    listed = ledger.suspense_items()
+    assert [(i["kind"], i["reference"], i["amount"]) for i in listed["items"]] == [("loan", loan_no, "32.21")]
+    assert listed["ok"] and listed["total"] == listed["ledger_2102"] == "32.21"
     fund.on(due_on(2))
     before = fund.fingerprint()
     with pytest.raises(LedgerRuleError) as refused:
@@ -334,6 +337,9 @@ def test_a_failed_disbursement_payout_holds_the_money_in_suspense(fund: Any) -> 
     serial = fund.ledger.disburse_loan(loan_no, DISBURSED_ON)["payout_serial"]
     clearing, suspense = balance(fund, "2101"), balance(fund, "2102")
     fund.ledger.settle_payout(serial, False, DISBURSED_ON, "SELLER-BANK-REJECT")
+    listed = fund.ledger.suspense_items(DISBURSED_ON)
+    assert [(i["kind"], i["reference"], i["amount"]) for i in listed["items"]] == [
+        ("failed-payout", serial, PRINCIPAL)] and listed["ok"]
     assert balance(fund, "2101") == clearing - Money(PRINCIPAL)
     assert balance(fund, "2102") == suspense + Money(PRINCIPAL)
     fund.assert_books(DISBURSED_ON)

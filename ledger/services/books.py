@@ -143,6 +143,36 @@ class BookCommands:
         return {"as_of": as_of.isoformat() if as_of else None, "trial_balanced": trial.difference.is_zero,
                 "checks": rows, "ok": trial.difference.is_zero and all(r["ok"] for r in rows.values())}
 
+    def suspense_items(self, as_of: date | None = None) -> dict[str, Any]:
+        """BNK-5 for staff: everything held in suspense (2102) at the end of ``as_of``, item by item — bank
+        receipts not yet applied, payouts the bank failed that no member account took back, and loan money
+        beyond the amount due — with their total beside the 2102 balance of the journal."""
+        day = as_of or date.max
+        items: list[dict[str, Any]] = []
+        for receipt_id in self.ids_of("ledger.aggregates.documents:BankReceipt.Recorded"):
+            receipt = self.repository.get(receipt_id)
+            if receipt.value_date <= day:
+                held = receipt.amount - receipt.applied - Money.sum(
+                    a["amount"] for a in receipt.allocations if a["value_date"] <= day)
+                if not held.is_zero:
+                    items.append({"kind": "bank-receipt", "reference": receipt.reference,
+                                  "value_date": receipt.value_date.isoformat(), "amount": held})
+        for payout_id in self.ids_of("ledger.aggregates.documents:Payout.Failed"):
+            payout = self.repository.get(payout_id)
+            if payout.account_no is None and payout.purpose != LOAN_REFUND_PURPOSE and payout.settled_on <= day:
+                items.append({"kind": "failed-payout", "reference": payout.serial,
+                              "value_date": payout.settled_on.isoformat(), "amount": payout.amount})
+        if hasattr(self, "loan_ids"):
+            for loan in self.load_many(self.loan_ids()).values():
+                held = loan.suspense_held(day) if loan.disbursed_on is not None else ZERO
+                if not held.is_zero:
+                    items.append({"kind": "loan", "reference": loan.loan_no, "value_date": None, "amount": held})
+        total = Money.sum(item["amount"] for item in items)
+        ledger = self.trial_balance(as_of).balance(GL_SUSPENSE)
+        return {"as_of": as_of.isoformat() if as_of else None,
+                "items": [{**item, "amount": str(item["amount"])} for item in items],
+                "total": str(total), "ledger_2102": str(ledger), "ok": total == ledger}
+
     def suspense_total(self, day: date) -> Money:
         """Money held in suspense by bank receipts and by payouts the bank failed that no member account
         took back (loan money beyond the amount due, and its failed refunds, are the loans' own)."""
