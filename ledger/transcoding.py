@@ -43,13 +43,13 @@ class FastJSONTranscoder(JSONTranscoder):
         kind = type(value)
         if kind is dict:
             if len(value) == 2 and "_type_" in value and "_data_" in value:
-                return self._typed(value["_type_"], self.walk(value["_data_"]))
+                return self.typed(value["_type_"], self.walk(value["_data_"]))
             memo = self._memo
             for key, item in value.items():
                 kind = type(item)
                 if kind is dict and len(item) == 2 and type(item.get("_data_")) is str and "_type_" in item:
                     found = memo.get((item["_type_"], item["_data_"]))  # a typed leaf: most values are
-                    value[key] = found if found is not None else self._typed(item["_type_"], item["_data_"])
+                    value[key] = found if found is not None else self.typed(item["_type_"], item["_data_"])
                 elif kind is dict or kind is list or kind is float:
                     value[key] = self.walk(item)
         elif kind is list:
@@ -60,7 +60,8 @@ class FastJSONTranscoder(JSONTranscoder):
             raise _FloatSeen
         return value
 
-    def _typed(self, name: Any, data: Any) -> Any:
+    def typed(self, name: Any, data: Any) -> Any:
+        """One ``{"_type_": name, "_data_": data}`` object decoded (immutable values shared)."""
         if name in IMMUTABLE_TYPES and type(data) is str:
             key = (name, data)
             found = self._memo.get(key)

@@ -49,6 +49,7 @@ from ledger.projections import tables
 from ledger.projections.batch import Batch, fen
 from ledger.projections.journal import JOURNAL_MARKERS
 from ledger.projections.projector import CatchUp, utc_naive
+from ledger.transcoding import FastJSONTranscoder
 
 if TYPE_CHECKING:
     from ledger.projections.projector import Projector
@@ -63,7 +64,6 @@ SHADOW_SUFFIX = "__rebuild_"
 # SECURE_DELETE on by default).
 SQLITE_LOAD_PRAGMAS = {"cache_size": -262_144, "temp_store": 2, "secure_delete": "FAST"}
 MEMO_MAX = 100_000  # distinct values kept per memo (dates, amounts, ids repeat; free text does not)
-IMMUTABLE_TYPES = ("money", "date_iso", "datetime_iso", "uuid_hex", "decimal_str")
 JOURNAL_COLUMNS = ("position", "entry_no", "line_no", "value_date", "recorded_at_utc", "account", "side",
                    "amount_fen", "source_type", "source_id", "source_version", "event")
 assert tuple(tables.journal_lines.c.keys()) == JOURNAL_COLUMNS, "update Fast.journal_rows with rm_journal_lines"
@@ -76,41 +76,27 @@ def owned_tables() -> list[Table]:
     return [table for table in tables.metadata.sorted_tables if table is not tables.tracking]
 
 
-class _FloatSeen(Exception):
-    """orjson gave a float: decode the state with the transcoder instead."""
-
-
 class Decoder:
-    """Stored JSON state to what the application's mapper would give, with orjson and memos.
-
-    ``state(raw)`` is the event's attribute dict exactly as ``JSONTranscoder.decode`` makes
-    it: every ``{"_type_": name, "_data_": data}`` object (and only those) goes through the
-    registered transcoding, innermost first; values of the immutable types are memoised.
-    A state orjson refuses (NaN, lone surrogates) or reads with a float anywhere in it (orjson
-    reads an integer past 64 bits as a float) is decoded by the transcoder itself.
-    """
+    """Stored JSON state to what the application's mapper would give: the ledger's orjson transcoder
+    (ledger/transcoding.py, equal to ``JSONTranscoder.decode`` by test), its memo of immutable values
+    shared with the fast paths' ``typed``."""
 
     def __init__(self, app: Any):
         self.mapper = app.mapper
-        self.transcoder = app.mapper.transcoder
-        self.names: dict[str, Any] = dict(getattr(self.transcoder, "names", {}))
+        transcoder = app.mapper.transcoder
+        if not isinstance(transcoder, FastJSONTranscoder):  # an application built without the ledger's own
+            fast = FastJSONTranscoder()
+            for transcoding in getattr(transcoder, "names", {}).values():
+                fast.register(transcoding)
+            transcoder = fast
+        self.transcoder = transcoder
+        self.names: dict[str, Any] = dict(transcoder.names)
         self.plain = self.mapper.cipher is None and self.mapper.compressor is None and bool(self.names)
-        self.memo: dict[tuple[str, str], Any] = {}
-        self.immutable = {name for name in IMMUTABLE_TYPES if name in self.names}
         self.classes: dict[str, type] = {}
         self.ids: dict[Any, tuple[Any, str]] = {}
 
     def state(self, raw: bytes) -> dict[str, Any]:
-        try:
-            loaded = orjson.loads(raw)
-            if type(loaded) is dict and not (len(loaded) == 2 and "_type_" in loaded and "_data_" in loaded):
-                self._walk_dict(loaded)
-                return loaded
-            return self.walk(loaded)
-        except (orjson.JSONDecodeError, _FloatSeen):
-            # orjson refused it, or gave a float: an integer past 64 bits comes back as one, where
-            # the json module keeps it exact; let the transcoder decode such a state.
-            return self.transcoder.decode(raw)
+        return self.transcoder.decode(raw)
 
     @staticmethod
     def raw(raw: bytes) -> dict[str, Any] | None:
@@ -121,58 +107,8 @@ class Decoder:
             return None
         return loaded if type(loaded) is dict else None
 
-    def walk(self, value: Any) -> Any:
-        """``value`` with every typed object decoded, innermost first (as the transcoder's object hook)."""
-        if type(value) is float:
-            raise _FloatSeen
-        if type(value) is dict:
-            if len(value) == 2 and "_type_" in value and "_data_" in value:
-                return self.typed(value["_type_"], self.walk(value["_data_"]))
-            self._walk_dict(value)
-        elif type(value) is list:
-            self._walk_list(value)
-        return value
-
-    def _walk_dict(self, value: dict[str, Any]) -> None:
-        memo = self.memo
-        for key, item in value.items():
-            kind = type(item)
-            if kind is dict:
-                if len(item) == 2 and "_type_" in item and "_data_" in item:
-                    data = item["_data_"]
-                    if type(data) is str:
-                        found = memo.get((item["_type_"], data))
-                        value[key] = found if found is not None else self.typed(item["_type_"], data)
-                    else:
-                        value[key] = self.typed(item["_type_"], self.walk(data))
-                else:
-                    self._walk_dict(item)
-            elif kind is list:
-                self._walk_list(item)
-            elif kind is float:
-                raise _FloatSeen
-
-    def _walk_list(self, value: list[Any]) -> None:
-        for index, item in enumerate(value):
-            kind = type(item)
-            if kind is dict or kind is list:
-                value[index] = self.walk(item)
-            elif kind is float:
-                raise _FloatSeen
-
     def typed(self, name: Any, data: Any) -> Any:
-        if name in self.immutable and type(data) is str:
-            key = (name, data)
-            found = self.memo.get(key)
-            if found is None:
-                if len(self.memo) > MEMO_MAX:
-                    self.memo.clear()
-                found = self.memo[key] = self.names[name].decode(data)
-            return found
-        transcoding = self.names.get(name)
-        if transcoding is None:  # the JSONTranscoder's own answer (TranscodingNotRegisteredError)
-            return self.transcoder._decode_obj({"_type_": name, "_data_": data})
-        return transcoding.decode(data)
+        return self.transcoder.typed(name, data)
 
     def event(self, topic: str, stored_id: Any, version: int, raw: bytes) -> Any:
         """The domain event, built as ``Mapper.to_domain_event`` builds it."""
