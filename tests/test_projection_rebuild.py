@@ -16,9 +16,10 @@ from datetime import date
 from typing import Any, Iterator
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import event, func, inspect, select
 
 from ledger.projections import Projector, ReadModel, tables
+from ledger.projections import projector as projector_module
 from ledger.projections import rebuild as rebuild_module
 from ledger.projections.fund import contributed_fast
 from ledger.projections.rebuild import Decoder, Fast, Rebuild
@@ -94,6 +95,36 @@ def test_rebuild_without_fast_paths_gives_the_same_digest(fund, projector, monke
     monkeypatch.setattr(REGISTRY, "fast_paths", {})
     projector.rebuild()
     assert projector.digest() == incremental
+
+
+@pytest.mark.parametrize("cache_rows_max", [3, 200_000])
+def test_a_rebuild_queries_entity_rows_only_once_its_cache_was_dropped(fund, projector, monkeypatch,
+                                                                     cache_rows_max):
+    """While the rebuild's cache holds every row it wrote it reads none back (one pass, no prefetch);
+    once the cache is dropped it goes back to prefetching — the same tables either way."""
+    history = build_history(fund)
+    loan_history(fund)
+    more_months(fund, history)
+    projector.catch_up()
+    incremental = projector.digest()
+    monkeypatch.setattr(projector_module, "ENTITY_CACHE_ROWS_MAX", cache_rows_max)
+    entity_reads: list[str] = []
+    entities = tuple(entity.table.name for entity in REGISTRY.entities.values())
+
+    def spy(_connection: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        shadow = rebuild_module.SHADOW_SUFFIX in statement or "_rb_" in statement  # SQLite / PostgreSQL
+        if statement.lstrip().upper().startswith("SELECT") and shadow and any(name in statement for name in entities):
+            entity_reads.append(statement)
+
+    rebuilder = Projector.for_ledger(fund.ledger, rebuild_page_size=4)
+    event.listen(rebuilder.engine, "before_cursor_execute", spy)
+    try:
+        rebuilder.rebuild()
+        assert rebuilder.digest() == incremental
+    finally:
+        event.remove(rebuilder.engine, "before_cursor_execute", spy)
+        rebuilder.close()
+    assert (entity_reads == []) is (cache_rows_max == 200_000)
 
 
 def test_the_fast_path_refuses_shapes_it_does_not_know(fund, projector):

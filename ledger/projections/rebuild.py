@@ -25,6 +25,10 @@ with a registered *fast path* (``Registry.fast_path``: contributions, interest, 
 openings, bases, member registrations) writes its rows straight from that dict, if the event
 class needs no upcasting; every other event is made into the same domain event object the
 mapper makes and goes through the ordinary handlers, in log order, on the same cached rows.
+The shadow tables hold only what this rebuild wrote, and the projector keeps every entity row
+it wrote in its cache until that grows past ``ENTITY_CACHE_ROWS_MAX``: until then a page is one
+pass in log order that never reads an entity row back (a key not cached has no row); after the
+cache was dropped, pages prefetch the rows they need in a few ``IN`` queries first.
 Rows are written with multi-row ``INSERT`` statements (SQLite, on a connection tuned for the
 load: ``SQLITE_LOAD_PRAGMAS``, restored afterwards) or binary ``COPY`` (PostgreSQL), into
 tables that get their secondary indexes after the load.
@@ -37,7 +41,7 @@ import sqlite3
 import time
 import uuid
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import orjson
 from eventsourcing.persistence import Notification, find_id_convertor
@@ -59,16 +63,17 @@ SQLITE_COMMIT_EVENTS = 250_000
 SHADOW_SUFFIX = "__rebuild_"
 # The rebuild's own SQLite connection while it loads the shadow tables (restored afterwards; the pool reuses
 # it): a page cache that holds the tables being built (no spilling mid-transaction), sorts for the indexes in
-# memory, and freed pages (the old tables dropped by the swap) not overwritten with zeros on disk — the read
+# memory, the events read through a memory map rather than read() calls, and freed pages (the old tables dropped by the swap) not overwritten with zeros on disk — the read
 # tables hold nothing the events table beside them does not (a distribution may build SQLite with
 # SECURE_DELETE on by default).
-SQLITE_LOAD_PRAGMAS = {"cache_size": -262_144, "temp_store": 2, "secure_delete": "FAST"}
+SQLITE_LOAD_PRAGMAS = {"cache_size": -262_144, "temp_store": 2, "secure_delete": "FAST", "mmap_size": 1 << 30}
 MEMO_MAX = 100_000  # distinct values kept per memo (dates, amounts, ids repeat; free text does not)
 JOURNAL_COLUMNS = ("position", "entry_no", "line_no", "value_date", "recorded_at_utc", "account", "side",
                    "amount_fen", "source_type", "source_id", "source_version", "event")
 assert tuple(tables.journal_lines.c.keys()) == JOURNAL_COLUMNS, "update Fast.journal_rows with rm_journal_lines"
 
 Row = tuple[int, Any, int, str, bytes]  # position, stored originator id, version, topic, state
+Plan = tuple[list[Any], Callable[..., bool] | None, tuple[str, ...], bool]
 
 
 def owned_tables() -> list[Table]:
@@ -334,12 +339,13 @@ class Rebuild:
         self.token = uuid.uuid4().hex[:8]
         self.decoder = Decoder(self.app)
         self.fast = Fast(self.decoder, self.engine.dialect)
-        self.plans: dict[str, tuple[list[Any], Callable[..., bool] | None, tuple[str, ...], bool]] = {}
+        self.plans: dict[str, Plan] = {}
         self.physical: dict[Table, Table] = {}
         self.live_schema: str | None = None
         self.shadow_schema: str | None = None
         self.convert_id: Callable[[Any], Any] = getattr(self.app.recorder, "convert_originator_id",
                                                         lambda stored: stored)
+        self.cache_complete = True  # every entity row written so far is in the projector's cache
 
     # -- orchestration -------------------------------------------------------------------------
     def run(self) -> CatchUp:
@@ -507,14 +513,22 @@ class Rebuild:
             decoded += self._apply_page(connection, page, writer)
             read, pages, position = read + len(page), pages + 1, page[-1][0]
             since_commit += len(page)
-            self.projector._bound_cache()
+            self._bound_cache()
             if not self.postgres and since_commit >= SQLITE_COMMIT_EVENTS and position < stop:
                 connection.exec_driver_sql("COMMIT")  # let the event store's writers in
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
                 since_commit = 0
         return read, decoded, pages
 
-    def _plan(self, topic: str) -> tuple[list[Any], Callable[..., bool] | None, tuple[str, ...], bool]:
+    def _bound_cache(self) -> None:
+        """Between pages: the projector's bound on its cached rows. While it never had to drop them, every
+        row this rebuild wrote is still cached, so a key missing there has no row (``_Batch``)."""
+        cached = self.projector._rows
+        self.projector._bound_cache()
+        if self.projector._rows is not cached:  # dropped: from now on, rows are looked for in the tables
+            self.cache_complete = False
+
+    def _plan(self, topic: str) -> Plan:
         """(handlers, fast path builder, entities keyed by the event's own id, skip unless journal markers)."""
         registrations = self.registry.handlers_for(topic)
         fast = self.registry.fast_path_for(topic) if self.decoder.plain else None
@@ -526,7 +540,41 @@ class Rebuild:
                                     not registrations and self.decoder.plain)
         return plan
 
+    def _apply_page_cached(self, connection: Connection, page: Sequence[Row], writer: Any) -> int:
+        """``_apply_page`` while the cache is complete: one pass in log order, no prefetch (``_Batch``)."""
+        projector, decoder, plans, fast = self.projector, self.decoder, self.plans, self.fast
+        convert_id, ids, loads, apply = self.convert_id, decoder.ids, orjson.loads, projector._apply
+        batch = _Batch(connection, self.registry, projector._rows, app=self.app, context=projector._context,
+                       physical=self.physical, writer=writer)
+        applied = 0
+        try:
+            for position, stored_id, version, topic, raw in page:
+                registrations, builder, _own, skip = plans.get(topic) or self._plan(topic)
+                if skip and not any(marker in raw for marker in JOURNAL_MARKERS):
+                    continue
+                applied += 1
+                found = ids.get(stored_id)
+                aggregate_id = found[1] if found is not None else decoder.aggregate_id(stored_id, convert_id)
+                if builder is not None:
+                    try:
+                        state = loads(raw)
+                    except orjson.JSONDecodeError:
+                        state = None
+                    if type(state) is dict and builder(batch, fast, position, aggregate_id, version, state):
+                        continue
+                event = decoder.event(topic, convert_id(stored_id), version, raw)
+                apply(batch, _Stored(position, stored_id, version, topic), event, aggregate_id=aggregate_id)
+            for finalizer in self.registry.finalizers:
+                finalizer(batch)
+            batch.flush(None, 0, page[-1][0])
+        except BaseException:
+            projector._forget()
+            raise
+        return applied
+
     def _apply_page(self, connection: Connection, page: Sequence[Row], writer: Any) -> int:
+        if self.cache_complete:
+            return self._apply_page_cached(connection, page, writer)
         projector, decoder, plans = self.projector, self.decoder, self.plans
         convert_id, ids, loads = self.convert_id, decoder.ids, orjson.loads
         work: list[tuple[Any, ...]] = []
@@ -579,6 +627,14 @@ class Rebuild:
             projector._forget()
             raise
         return len(work)
+
+
+class _Batch(Batch):
+    """A rebuild's batch while the cache holds every row the rebuild wrote (``Rebuild.cache_complete``):
+    the shadow tables hold nothing else, so a key not cached has no row and nothing is queried."""
+
+    def prefetch(self, entity_name: str, keys: Iterable[str]) -> None:
+        return None
 
 
 class _Stored:
