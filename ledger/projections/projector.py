@@ -186,9 +186,13 @@ class Projector:
 
     def _bound_cache(self) -> None:
         """Between pages: drop the caches past their limit, and collect the page's cyclic garbage (if any)."""
-        if sum(len(rows) for rows in self._rows.values()) > ENTITY_CACHE_ROWS_MAX:
+        if self._cache_full():
             self._forget()
         gc.collect(1)
+
+    def _cache_full(self) -> bool:
+        """The cached rows are past their limit: ``_bound_cache`` drops them."""
+        return sum(len(rows) for rows in self._rows.values()) > ENTITY_CACHE_ROWS_MAX
 
     def _forget(self) -> None:
         self._rows, self._context, self._utc = {}, {}, {}

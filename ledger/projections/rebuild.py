@@ -26,9 +26,11 @@ openings, bases, member registrations) writes its rows straight from that dict, 
 class needs no upcasting; every other event is made into the same domain event object the
 mapper makes and goes through the ordinary handlers, in log order, on the same cached rows.
 The shadow tables hold only what this rebuild wrote, and the projector keeps every entity row
-it wrote in its cache until that grows past ``ENTITY_CACHE_ROWS_MAX``: until then a page is one
-pass in log order that never reads an entity row back (a key not cached has no row); after the
-cache was dropped, pages prefetch the rows they need in a few ``IN`` queries first.
+it changed in its cache until that grows past ``ENTITY_CACHE_ROWS_MAX``: until then a page is one
+pass in log order that never reads an entity row back (a key not cached has no row), and each
+changed entity row is written once, at the end of the load (or just before the cache is dropped)
+rather than after every page; after a drop, pages prefetch the rows they need in a few ``IN``
+queries first and write their entity rows as ``catch_up`` does.
 Rows are written with multi-row ``INSERT`` statements (SQLite, on a connection tuned for the
 load: ``SQLITE_LOAD_PRAGMAS``, restored afterwards) or binary ``COPY`` (PostgreSQL), into
 tables that get their secondary indexes after the load.
@@ -346,6 +348,7 @@ class Rebuild:
         self.convert_id: Callable[[Any], Any] = getattr(self.app.recorder, "convert_originator_id",
                                                         lambda stored: stored)
         self.cache_complete = True  # every entity row written so far is in the projector's cache
+        self.unwritten: dict[str, set[str]] = {}  # entity rows changed in the cache, not yet in the tables
 
     # -- orchestration -------------------------------------------------------------------------
     def run(self) -> CatchUp:
@@ -513,17 +516,20 @@ class Rebuild:
             decoded += self._apply_page(connection, page, writer)
             read, pages, position = read + len(page), pages + 1, page[-1][0]
             since_commit += len(page)
-            self._bound_cache()
+            self._bound_cache(connection, writer)
             if not self.postgres and since_commit >= SQLITE_COMMIT_EVENTS and position < stop:
                 connection.exec_driver_sql("COMMIT")  # let the event store's writers in
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
                 since_commit = 0
+        self._write_entities(connection, writer)
         return read, decoded, pages
 
-    def _bound_cache(self) -> None:
+    def _bound_cache(self, connection: Connection, writer: Any) -> None:
         """Between pages: the projector's bound on its cached rows. While it never had to drop them, every
         row this rebuild wrote is still cached, so a key missing there has no row (``_Batch``)."""
         cached = self.projector._rows
+        if self.projector._cache_full():
+            self._write_entities(connection, writer)  # before the cache that holds them goes
         self.projector._bound_cache()
         if self.projector._rows is not cached:  # dropped: from now on, rows are looked for in the tables
             self.cache_complete = False
@@ -566,11 +572,24 @@ class Rebuild:
                 apply(batch, _Stored(position, stored_id, version, topic), event, aggregate_id=aggregate_id)
             for finalizer in self.registry.finalizers:
                 finalizer(batch)
+            for entity_name, keys in batch.changed.items():  # written once, at the end (``_write_entities``)
+                self.unwritten.setdefault(entity_name, set()).update(keys)
+                keys.clear()
             batch.flush(None, 0, page[-1][0])
         except BaseException:
             projector._forget()
             raise
         return applied
+
+    def _write_entities(self, connection: Connection, writer: Any) -> None:
+        """The entity rows the one-pass pages changed, each written once from the cache."""
+        if any(self.unwritten.values()):
+            batch = Batch(connection, self.registry, self.projector._rows, app=self.app,
+                          context=self.projector._context, physical=self.physical, writer=writer)
+            for entity_name, keys in self.unwritten.items():
+                batch.changed[entity_name] = keys
+            batch.flush(None, 0, 0)
+        self.unwritten = {}
 
     def _apply_page(self, connection: Connection, page: Sequence[Row], writer: Any) -> int:
         if self.cache_complete:
