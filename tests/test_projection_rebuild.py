@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from datetime import date
 from typing import Any, Iterator
 
@@ -23,7 +25,7 @@ from ledger.projections import projector as projector_module
 from ledger.projections import rebuild as rebuild_module
 from ledger.projections.fund import contributed_fast
 from ledger.projections.rebuild import Decoder, Fast, Rebuild
-from ledger.projections.registry import REGISTRY
+from ledger.projections.registry import REGISTRY, FastPath
 from tests.test_projections import build_history, loan_history
 
 pytestmark = pytest.mark.storage
@@ -59,21 +61,15 @@ def test_rebuild_digest_equals_catch_up_digest(fund, projector, rebuild_page_siz
     more_months(fund, history)
     projector.catch_up()
     incremental = projector.digest()
-    used = {"fast": 0}
+    used: dict[str, int] = {}
     real = REGISTRY.fast_paths[contributed_fast_topic()]
-
-    def counting(*args: Any) -> bool:
-        done = real.builder(*args)
-        used["fast"] += done
-        return done
-
-    REGISTRY.fast_paths[real.topic] = dataclasses.replace(real, builder=counting)
+    REGISTRY.fast_paths[real.topic] = counted(real, used)
     rebuilder = Projector.for_ledger(fund.ledger, rebuild_page_size=rebuild_page_size)
     try:
         result = rebuilder.rebuild()
         assert result.position_to == fund.ledger.recorder.max_notification_id()
         assert result.events_read == fund.ledger.recorder.max_notification_id()
-        assert used["fast"] > 10  # the contributions went through the fast path
+        assert used[real.topic] > 10  # the contributions went through the fast path
         assert rebuilder.digest() == incremental
         assert rebuilder.position() == result.position_to
         assert rebuilder.catch_up().events_read == 0
@@ -81,6 +77,19 @@ def test_rebuild_digest_equals_catch_up_digest(fund, projector, rebuild_page_siz
         REGISTRY.fast_paths[real.topic] = real
         rebuilder.close()
     assert shadow_leftovers(projector) == []
+
+
+def counted(fast: FastPath, used: dict[str, int]) -> FastPath:
+    """The fast path, counting in ``used[topic]`` the events it projected (with the parse done here by
+    ``builder``, or in the parsing process and then ``write`` here, ``rebuild.Preparser``)."""
+    def counting(function: Any) -> Any:
+        def wrapper(*args: Any) -> bool:
+            done = function(*args)
+            used[fast.topic] = used.get(fast.topic, 0) + done
+            return done
+        return wrapper
+    return dataclasses.replace(fast, builder=counting(fast.builder),
+                               write=counting(fast.write) if fast.write is not None else None)
 
 
 def contributed_fast_topic() -> str:
@@ -125,6 +134,92 @@ def test_a_rebuild_queries_entity_rows_only_once_its_cache_was_dropped(fund, pro
         event.remove(rebuilder.engine, "before_cursor_execute", spy)
         rebuilder.close()
     assert (entity_reads == []) is (cache_rows_max == 200_000)
+
+
+# -- the parsing process (SQLite) -------------------------------------------------------------------
+def _parse_failing(real: Any, how: str) -> Any:
+    calls = {"n": 0}
+
+    def parse(fast: Any, state: dict[str, Any]) -> Any:
+        calls["n"] += 1
+        if how == "refuses" and calls["n"] % 2:
+            return None  # every other contribution: "a shape I do not know", for the handler
+        if how == "raises" and calls["n"] > 3:
+            raise RuntimeError("parser broke")
+        if how == "exits" and calls["n"] > 3:
+            os._exit(3)  # the process dies without a word
+        if how == "hangs" and calls["n"] > 3:
+            time.sleep(60)  # the process stops answering: the rebuild gives it up and goes on
+        return real(fast, state)
+    return parse
+
+
+@pytest.mark.parametrize("how", ["works", "refuses", "raises", "exits", "hangs"])
+def test_contributions_parsed_in_a_second_process_give_the_same_tables(fund, projector, monkeypatch, how):
+    """On SQLite a forked process parses the contributions while the rebuild applies pages; whatever it
+    does — parse, refuse a shape, raise, die — the tables are those of ``catch_up``."""
+    history = build_history(fund)
+    loan_history(fund)
+    more_months(fund, history)
+    projector.catch_up()
+    incremental = projector.digest()
+    monkeypatch.setattr(rebuild_module.os, "cpu_count", lambda: 2)
+    if how == "hangs":
+        monkeypatch.setattr(rebuild_module, "PREPARSE_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(rebuild_module.threading, "active_count", lambda: 1)  # other tests' threads: see below
+    real = REGISTRY.fast_paths[contributed_fast_topic()]
+    monkeypatch.setitem(REGISTRY.fast_paths, real.topic, dataclasses.replace(real, parse=_parse_failing(real.parse, how)))
+    taken: list[Any] = []
+    errors: list[str | None] = []
+    original_take, original_close = rebuild_module.Preparser.take, rebuild_module.Preparser.close
+
+    def take(self: Any, position: int) -> Any:
+        result = original_take(self, position)
+        taken.append(result)
+        return result
+
+    def close(self: Any) -> None:
+        errors.append(self.error)
+        original_close(self)
+
+    monkeypatch.setattr(rebuild_module.Preparser, "take", take)
+    monkeypatch.setattr(rebuild_module.Preparser, "close", close)
+    rebuilder = Projector.for_ledger(fund.ledger, rebuild_page_size=5)
+    try:
+        rebuilder.rebuild()
+        assert rebuilder.digest() == incremental
+    finally:
+        rebuilder.close()
+    parsed = [result for result in taken if result is not rebuild_module.MISSING and result is not None]
+    if fund.ledger.storage.engine != "sqlite":
+        assert taken == [] and errors == []  # PostgreSQL: no parsing process
+        return
+    assert len(errors) == 1
+    if how == "works":
+        assert errors == [None] and len(parsed) == len(taken) > 10
+    elif how == "refuses":
+        assert errors == [None] and 0 < len(parsed) < len(taken) and None in taken
+    else:  # the first three were parsed there, the rest here
+        assert errors[0] is not None and len(parsed) <= 3 and rebuild_module.MISSING in taken
+
+
+def test_no_parsing_process_while_other_threads_run(fund, projector, monkeypatch):
+    """A fork copies the locks other threads may hold: with any thread besides this one, or one core, or
+    no WAL, the rebuild parses in its own process."""
+    build_history(fund)
+    monkeypatch.setattr(rebuild_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(rebuild_module.threading, "active_count", lambda: 1)
+    rebuild = Rebuild(projector)
+    with projector.engine.connect() as connection:
+        alone = rebuild_module.Preparser.start(rebuild, connection, 10)
+        if alone is not None:
+            alone.close()
+        assert (alone is not None) is (fund.ledger.storage.engine == "sqlite")
+        monkeypatch.setattr(rebuild_module.threading, "active_count", lambda: 2)
+        assert rebuild_module.Preparser.start(rebuild, connection, 10) is None
+        monkeypatch.setattr(rebuild_module.threading, "active_count", lambda: 1)
+        monkeypatch.setattr(rebuild_module.os, "cpu_count", lambda: 1)
+        assert rebuild_module.Preparser.start(rebuild, connection, 10) is None
 
 
 def test_the_fast_path_refuses_shapes_it_does_not_know(fund, projector):
@@ -297,15 +392,7 @@ def test_each_fast_path_gives_the_digest_of_its_handlers(fund, projector, monkey
     projector.catch_up()
     incremental = projector.digest()
     used: dict[str, int] = {}
-
-    def counting(fast: Any) -> Any:
-        def builder(*args: Any) -> bool:
-            done = fast.builder(*args)
-            used[fast.topic] = used.get(fast.topic, 0) + done
-            return done
-        return dataclasses.replace(fast, builder=builder)
-
-    monkeypatch.setattr(REGISTRY, "fast_paths", {topic: counting(fast) for topic, fast in REGISTRY.fast_paths.items()})
+    monkeypatch.setattr(REGISTRY, "fast_paths", {topic: counted(fast, used) for topic, fast in REGISTRY.fast_paths.items()})
     rebuilder = Projector.for_ledger(fund.ledger, rebuild_page_size=rebuild_page_size)
     try:
         rebuilder.rebuild()

@@ -320,34 +320,36 @@ LINE_COLUMNS = ("position", "line_no", "account_no", "value_date", "recorded_at_
 assert tuple(tables.account_lines.c.keys()) == LINE_COLUMNS, "update contributed_fast with rm_account_lines"
 
 
-@REGISTRY.fast_path(FundAccount, "Contributed", replaces=(contributed,))
-def contributed_fast(batch: Batch, fast: Any, position: int, aggregate_id: str, version: int,
-                     state: dict[str, Any]) -> bool:
-    """``contributed`` and its journal lines from the stored JSON: the same rows, no event object.
+def contributed_parse(fast: Any, state: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What ``contributed_fast`` reads from a contribution's stored JSON, checked and in the driver's form:
+    (kind, period, posting id, document key, value date, recorded time, amount in fen, journal lines as
+    (account, side, fen)); None for any other stored shape (a key more or less, a value of another type).
 
-    Any other stored shape (a key more or less, a value of another type) returns False and
-    the event goes through ``contributed`` itself.
+    Needs nothing but the JSON and ``fast``'s conversions: a rebuild may run it in a second process
+    (``ledger.projections.rebuild.Preparser``) and hand the result to ``contributed_write``.
     """
     if len(state) != len(CONTRIBUTED_KEYS):
-        return False
+        return None
     try:  # these nine keys and no other
         kind, period, posting_id, document_key = (state["kind"], state["period"], state["posting_id"],
                                                   state["document_key"])
         value_date, recorded = fast.date(state["value_date"]), fast.recorded(state["timestamp"])
         employer_fen, employee_fen = fast.fen(state["employer_amount"]), fast.fen(state["employee_amount"])
-        journal_state = state["journal"]
+        journal = fast.journal_lines(state["journal"])
     except KeyError:
-        return False
+        return None
     if not (type(kind) is str and type(period) is str and type(posting_id) is str and type(document_key) is str):
-        return False
-    if value_date is None or recorded is None or employer_fen is None or employee_fen is None:
-        return False
-    journal = fast.journal_rows(journal_state, position, 1, value_date, recorded, "FundAccount", aggregate_id,
-                                version, "Contributed")
-    if journal is None:
-        return False
+        return None
+    if value_date is None or recorded is None or employer_fen is None or employee_fen is None or journal is None:
+        return None
+    return kind, period, posting_id, document_key, value_date, recorded, employer_fen + employee_fen, journal
+
+
+def contributed_write(batch: Batch, fast: Any, position: int, aggregate_id: str, version: int,
+                      parsed: tuple[Any, ...]) -> bool:
+    """The rows ``contributed`` and ``project_journal`` write, from ``contributed_parse``'s result."""
+    kind, period, posting_id, document_key, value_date, recorded, amount_fen, journal = parsed
     row = batch.rows["accounts"].get(aggregate_id) or batch.require("accounts", aggregate_id, position)
-    amount_fen = employer_fen + employee_fen
     is_reversal = kind == "reversal"
     account_no = row["account_no"]
     line = (position, 1, account_no, value_date, recorded, kind,
@@ -358,10 +360,25 @@ def contributed_fast(batch: Batch, fast: Any, position: int, aggregate_id: str, 
     processed[tables.account_lines].append(line)
     batch.lines_by_posting[(account_no, posting_id)] = line
     if journal:
-        processed[tables.journal_lines].extend(journal)
+        processed[tables.journal_lines].extend(
+            [(position, 1, line_no, value_date, recorded, account, side, line_fen, "FundAccount", aggregate_id,
+              version, "Contributed") for line_no, (account, side, line_fen) in enumerate(journal, start=1)])
     row["version"] = version
     batch.changed["accounts"].add(aggregate_id)  # batch.put: the row is the cached one
     return True
+
+
+@REGISTRY.fast_path(FundAccount, "Contributed", replaces=(contributed,), parse=contributed_parse,
+                    write=contributed_write)
+def contributed_fast(batch: Batch, fast: Any, position: int, aggregate_id: str, version: int,
+                     state: dict[str, Any]) -> bool:
+    """``contributed`` and its journal lines from the stored JSON: the same rows, no event object.
+
+    Any other stored shape (a key more or less, a value of another type) returns False and
+    the event goes through ``contributed`` itself.
+    """
+    parsed = contributed_parse(fast, state)
+    return parsed is not None and contributed_write(batch, fast, position, aggregate_id, version, parsed)
 
 
 # -- the rebuild's fast paths for the other frequent events (same rows as the handlers, ADR 0008) -------

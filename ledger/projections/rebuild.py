@@ -31,6 +31,9 @@ pass in log order that never reads an entity row back (a key not cached has no r
 changed entity row is written once, at the end of the load (or just before the cache is dropped)
 rather than after every page; after a drop, pages prefetch the rows they need in a few ``IN``
 queries first and write their entity rows as ``catch_up`` does.
+On SQLite with a second core, a forked process (``Preparser``) decodes and checks the
+contributions (the fast path's ``parse``) while this one applies the pages and writes rows; it
+hands back its results in order, and anything it cannot give is parsed here (same rows).
 Rows are written with multi-row ``INSERT`` statements (SQLite, on a connection tuned for the
 load: ``SQLITE_LOAD_PRAGMAS``, restored afterwards) or binary ``COPY`` (PostgreSQL), into
 tables that get their secondary indexes after the load.
@@ -39,10 +42,15 @@ tables that get their secondary indexes after the load.
 from __future__ import annotations
 
 import gc
+import marshal
+import multiprocessing
+import os
 import sqlite3
+import threading
 import time
 import uuid
 from itertools import chain
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import orjson
@@ -224,15 +232,13 @@ class Fast:
                     return None
         return None
 
-    def journal_rows(self, value: Any, position: int, entry_no: int, value_date: Any, recorded: Any,
-                     source_type: str, source_id: str, version: int, event_name: str) -> list[tuple[Any, ...]] | None:
-        """The ``rm_journal_lines`` rows ``project_journal`` writes for an event's ``journal``
-        (None: not a list of lines with a text account and side and a money amount)."""
+    def journal_lines(self, value: Any) -> tuple[tuple[str, str, int], ...] | None:
+        """An event's ``journal`` as (account, side, fen) per line (None: not a list of lines with a text
+        account and side and a money amount) — what ``journal_rows`` checks, without the row's other columns."""
         if type(value) is not list:
             return None
-        rows = []
+        lines = []
         fens = self._fens
-        line_no = 0
         for line in value:
             if type(line) is not dict or "_type_" in line:
                 return None
@@ -245,10 +251,18 @@ class Fast:
                 amount_fen = self.fen(amount)
                 if amount_fen is None:
                     return None
-            line_no += 1
-            rows.append((position, entry_no, line_no, value_date, recorded, account, side, amount_fen, source_type,
-                         source_id, version, event_name))
-        return rows
+            lines.append((account, side, amount_fen))
+        return tuple(lines)
+
+    def journal_rows(self, value: Any, position: int, entry_no: int, value_date: Any, recorded: Any,
+                     source_type: str, source_id: str, version: int, event_name: str) -> list[tuple[Any, ...]] | None:
+        """The ``rm_journal_lines`` rows ``project_journal`` writes for an event's ``journal``
+        (None: what ``journal_lines`` refuses)."""
+        lines = self.journal_lines(value)
+        if lines is None:
+            return None
+        return [(position, entry_no, line_no, value_date, recorded, account, side, amount_fen, source_type, source_id,
+                 version, event_name) for line_no, (account, side, amount_fen) in enumerate(lines, start=1)]
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -327,6 +341,136 @@ def insert_rows_sqlite(connection: Connection, table: Table, rows: list[tuple[An
         cursor.close()
 
 
+# -- parsing in a second process (SQLite) ----------------------------------------------------------------
+PREPARSE_CHUNK = 1_024  # events per message from the parsing process
+PREPARSE_WAIT_SECONDS = 30.0  # a parsing process silent this long is given up (the rebuild parses itself)
+MISSING = object()  # ``Preparser.take``: no result from the other process (parse here)
+
+
+class Preparser:
+    """SQLite with a core to spare: a forked process reads the events of the topics whose fast path
+    names a ``parse`` (``Registry.fast_path``) and runs it on them — the JSON decode and every check —
+    while this process applies the pages; ``take(position)`` gives that event's result (None: a
+    shape the fast path does not know) for the fast path's ``write``.
+
+    The process gets the same ``Fast`` (fork), reads the committed log up to the rebuild's stop
+    position through its own read-only connection (WAL: the rebuild's open write transaction does not
+    hold it up), and sends its results in order, ``PREPARSE_CHUNK`` events a message (``marshal``:
+    text, integers, tuples). If it fails or stops, ``take`` gives ``MISSING`` and the page loop
+    parses the event itself: the rows are the same either way (digest tests).
+    """
+
+    def __init__(self, path: str, statement: str, parameters: tuple[Any, ...],
+                 parsers: dict[str, Callable[[Any, dict[str, Any]], Any]], fast: "Fast"):
+        context = multiprocessing.get_context("fork")
+        self.receiver, sender = context.Pipe(duplex=False)
+        _widen(sender.fileno())
+        self.process = context.Process(target=_preparse, args=(sender, path, statement, parameters, parsers, fast),
+                                       name="gjj-rebuild-parse", daemon=True)
+        self.process.start()
+        sender.close()
+        self.results: dict[int, Any] = {}
+        self.covered = 0  # every event up to this position has its result in ``results`` (or was taken)
+        self.error: str | None = None
+
+    @classmethod
+    def start(cls, rebuild: "Rebuild", connection: Connection, stop: int) -> "Preparser | None":
+        """A preparser for this rebuild, or None where one cannot help or is not safe: PostgreSQL, one
+        core, no fork, other threads running (a fork copies locks they may hold: the command line and
+        the benchmarks run a rebuild alone, a server would not get one), a database that is not a
+        WAL-mode file, no fast path with a ``parse``."""
+        if rebuild.postgres or not rebuild.decoder.plain or (os.cpu_count() or 1) < 2 \
+                or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+            return None
+        path = rebuild.engine.url.database
+        if not path or path == ":memory:" or path.startswith("file:") or not os.path.isfile(path):
+            return None
+        if str(connection.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() != "wal":
+            return None
+        parsers = {}
+        for topic in rebuild.registry.fast_paths:
+            fast = rebuild.registry.fast_path_for(topic)
+            if fast is not None and fast.parse is not None and fast.write is not None \
+                    and getattr(resolve_topic(topic), "class_version", 1) == 1:
+                parsers[topic] = fast.parse
+                rebuild.writes[topic] = fast.write
+        if not parsers:
+            return None
+        marks = ", ".join("?" for _ in parsers)
+        statement = (f'SELECT rowid, topic, state FROM "{rebuild.app.recorder.events_table_name}" '
+                     f"WHERE rowid <= ? AND topic IN ({marks}) ORDER BY rowid")
+        return cls(os.path.abspath(path), statement, (stop, *parsers), parsers, rebuild.fast)
+
+    def take(self, position: int) -> Any:
+        """The other process's result for the event at ``position`` (``MISSING``: none, parse it here)."""
+        while self.covered < position:
+            if self.error is not None or not self._receive():
+                return MISSING
+        return self.results.pop(position, MISSING)
+
+    def _receive(self) -> bool:
+        try:
+            if not self.receiver.poll(PREPARSE_WAIT_SECONDS):
+                self.error = f"no result from the parsing process within {PREPARSE_WAIT_SECONDS:.0f} s"
+                self.process.terminate()
+                return False
+            covered, results = marshal.loads(self.receiver.recv_bytes())
+        except (EOFError, OSError, ValueError, TypeError) as error:
+            self.error = repr(error)
+            return False
+        if covered == "error":
+            self.error = str(results)
+            return False
+        self.results.update(results)
+        self.covered = covered
+        return True
+
+    def close(self) -> None:
+        self.receiver.close()  # a process still sending stops at its next message
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+
+
+def _widen(pipe: int) -> None:
+    """Let the parsing process run ahead while the rebuild writes a page: the largest pipe buffer the
+    system allows (Linux; 64 KiB otherwise)."""
+    try:
+        import fcntl
+
+        with open("/proc/sys/fs/pipe-max-size") as limit:
+            fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, int(limit.read()))
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
+
+
+def _preparse(sender: Any, path: str, statement: str, parameters: tuple[Any, ...],
+              parsers: dict[str, Callable[[Any, dict[str, Any]], Any]], fast: "Fast") -> None:
+    """The forked process: parse each event of the topics and send (last position, results) in order."""
+    try:
+        database = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        cursor = database.execute(statement, parameters)
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        while rows := cursor.fetchmany(PREPARSE_CHUNK):
+            results = []
+            for position, topic, raw in rows:
+                try:
+                    state = loads(raw)
+                except decode_error:
+                    state = None
+                results.append((position, parsers[topic](fast, state) if type(state) is dict else None))
+            sender.send_bytes(marshal.dumps((rows[-1][0], results)))
+        sender.send_bytes(marshal.dumps((parameters[0], [])))  # everything up to the stop position is sent
+    except BaseException as error:  # the rebuild parses in its own process instead
+        try:
+            sender.send_bytes(marshal.dumps(("error", repr(error))))
+        except BaseException:
+            pass
+    finally:
+        sender.close()
+
+
 # -- the rebuild ------------------------------------------------------------------------------------
 class Rebuild:
     """One full rebuild for a projector (``Projector.rebuild``)."""
@@ -348,6 +492,8 @@ class Rebuild:
         self.convert_id: Callable[[Any], Any] = getattr(self.app.recorder, "convert_originator_id",
                                                         lambda stored: stored)
         self.cache_complete = True  # every entity row written so far is in the projector's cache
+        self.preparser: Preparser | None = None
+        self.writes: dict[str, Callable[..., bool]] = {}  # topic -> its fast path's write (with a preparser)
         self.unwritten: dict[str, set[str]] = {}  # entity rows changed in the cache, not yet in the tables
 
     # -- orchestration -------------------------------------------------------------------------
@@ -497,6 +643,18 @@ class Rebuild:
                 "WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?")
 
     def _load(self, connection: Connection, stop: int) -> tuple[int, int, int]:
+        self.preparser = Preparser.start(self, connection, stop)
+        try:
+            return self._load_pages(connection, stop)
+        finally:
+            self._stop_preparser()
+
+    def _stop_preparser(self) -> None:
+        if self.preparser is not None:
+            self.preparser.close()
+            self.preparser = None
+
+    def _load_pages(self, connection: Connection, stop: int) -> tuple[int, int, int]:
         statement = self._events_statement()
         driver = connection.connection.driver_connection
         writer = copy_rows if self.postgres else insert_rows_sqlite
@@ -533,6 +691,7 @@ class Rebuild:
         self.projector._bound_cache()
         if self.projector._rows is not cached:  # dropped: from now on, rows are looked for in the tables
             self.cache_complete = False
+            self._stop_preparser()  # the two-pass pages parse for themselves
 
     def _plan(self, topic: str) -> Plan:
         """(handlers, fast path builder, entities keyed by the event's own id, skip unless journal markers)."""
@@ -550,6 +709,7 @@ class Rebuild:
         """``_apply_page`` while the cache is complete: one pass in log order, no prefetch (``_Batch``)."""
         projector, decoder, plans, fast = self.projector, self.decoder, self.plans, self.fast
         convert_id, ids, loads, apply = self.convert_id, decoder.ids, orjson.loads, projector._apply
+        preparser, writes = self.preparser, self.writes
         batch = _Batch(connection, self.registry, projector._rows, app=self.app, context=projector._context,
                        physical=self.physical, writer=writer)
         applied = 0
@@ -562,12 +722,16 @@ class Rebuild:
                 found = ids.get(stored_id)
                 aggregate_id = found[1] if found is not None else decoder.aggregate_id(stored_id, convert_id)
                 if builder is not None:
-                    try:
-                        state = loads(raw)
-                    except orjson.JSONDecodeError:
-                        state = None
-                    if type(state) is dict and builder(batch, fast, position, aggregate_id, version, state):
-                        continue
+                    parsed = preparser.take(position) if preparser is not None and topic in writes else MISSING
+                    if parsed is MISSING:
+                        try:
+                            state = loads(raw)
+                        except orjson.JSONDecodeError:
+                            state = None
+                        if type(state) is dict and builder(batch, fast, position, aggregate_id, version, state):
+                            continue
+                    elif parsed is not None and writes[topic](batch, fast, position, aggregate_id, version, parsed):
+                        continue  # parsed by the other process (``Preparser``)
                 event = decoder.event(topic, convert_id(stored_id), version, raw)
                 apply(batch, _Stored(position, stored_id, version, topic), event, aggregate_id=aggregate_id)
             for finalizer in self.registry.finalizers:

@@ -76,11 +76,16 @@ class Registration:
 
 @dataclass(frozen=True)
 class FastPath:
-    """``builder(batch, fast, position, aggregate_id, version, state) -> bool`` for one topic."""
+    """``builder(batch, fast, position, aggregate_id, version, state) -> bool`` for one topic.
+
+    A builder that is ``write(…, parse(fast, state))`` may name both: ``parse`` needs only the
+    stored JSON (None: a shape it does not know), so a rebuild may run it in a second process."""
 
     topic: str
     builder: Callable[..., bool]
     replaces: tuple[Handler, ...]
+    parse: Callable[[Any, dict[str, Any]], Any] | None = None
+    write: Callable[..., bool] | None = None
 
 
 @dataclass
@@ -113,12 +118,13 @@ class Registry:
             return  # a module imported twice registers once
         registrations.append(Registration(topic, handler, prefetch))
 
-    def fast_path(self, cls: type, event_name: str, *,
-                  replaces: tuple[Handler, ...]) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
+    def fast_path(self, cls: type, event_name: str, *, replaces: tuple[Handler, ...],
+                  parse: Callable[[Any, dict[str, Any]], Any] | None = None,
+                  write: Callable[..., bool] | None = None) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
         """Register the decorated builder as the rebuild's fast path for ``cls``'s ``event_name``."""
         def register(builder: Callable[..., bool]) -> Callable[..., bool]:
             topic = topic_of(cls, event_name)
-            self.fast_paths[topic] = FastPath(topic, builder, tuple(replaces))
+            self.fast_paths[topic] = FastPath(topic, builder, tuple(replaces), parse, write)
             return builder
         return register
 
