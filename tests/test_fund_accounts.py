@@ -361,6 +361,22 @@ def test_a_court_deduction_may_debit_a_frozen_account(fund: Any) -> None:
     fund.assert_books()
 
 
+def test_a_court_deduction_may_debit_an_account_the_centre_froze(fund: Any) -> None:
+    """ACC-5: a court's deduction is not a withdrawal; the centre's freeze stays, only the centre lifts it."""
+    _, _, account = funded(fund)
+    fund.ledger.freeze(account, "centre", "中心冻结3号", fund.today)  # the whole balance
+    with pytest.raises(AccountFrozenError):
+        fund.withdraw(account, "1.00")
+    deducted = fund.ledger.court_deduct(account, "500.00", fund.today, COURT_ORDER)
+    assert deducted["balance"] == "1366.48"
+    balance = fund.ledger.balance(account)
+    assert (balance["available"], balance["frozen"], balance["export_code"]) == ("0.00", "1366.48", "06")
+    assert list(fund.account(account).freezes) == ["centre:中心冻结3号"]
+    with pytest.raises(AccountFrozenError):
+        fund.withdraw(account, "1.00")
+    fund.assert_books()
+
+
 def test_a_freeze_has_a_positive_sum(fund: Any) -> None:
     _, _, account = funded(fund)
     for amount in ("0", "-1.00", "1.001"):

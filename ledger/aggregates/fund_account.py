@@ -249,11 +249,10 @@ class FundAccount(LedgerAggregate):
             self.closed_on = value_date
 
     def court_deduct(self, amount: Money, value_date: date, document: str, posting_id: str) -> None:
-        """ACC-5: a court deduction named in a document may debit a frozen account, below the minimum."""
+        """ACC-5: a court deduction named in a document may debit a frozen account — whoever froze it —
+        below the minimum. A freeze stays until its own authority lifts it (a court freeze of a sum is
+        reduced by what the court took)."""
         self.check_open()
-        court_freezes = [f for f in self.freezes.values() if f["authority"] == "court"]
-        if self.is_frozen and not court_freezes:
-            raise AccountFrozenError("only a court may deduct from an account the centre froze", field="authority")
         within = self.balance.min(self.lowest_balance_from(value_date))  # frozen money included: a court takes it
         if amount > within:
             raise InsufficientBalanceError(f"deduction {amount} exceeds the balance {within}", field="amount")
