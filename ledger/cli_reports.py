@@ -101,7 +101,7 @@ def write_pdf(path: Path, data: bytes) -> str:
 # -- projections ----------------------------------------------------------------------------
 @projections_app.command("rebuild")
 def projections_rebuild(as_json: bool = JsonOption):
-    """Drop every read table and project the whole log again; prints the digest."""
+    """Project the whole log again into new read tables and swap them in at once; prints the digest."""
     def action(ledger):
         with read_side(ledger, catch_up=False) as (projector, _read):
             result = projector.rebuild().as_dict()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from datetime import date
 from typing import Any, Iterator
@@ -156,8 +157,8 @@ def _parse_failing(real: Any, how: str) -> Any:
 
 @pytest.mark.parametrize("how", ["works", "refuses", "raises", "exits", "hangs"])
 def test_contributions_parsed_in_a_second_process_give_the_same_tables(fund, projector, monkeypatch, how):
-    """On SQLite a forked process parses the contributions while the rebuild applies pages; whatever it
-    does — parse, refuse a shape, raise, die — the tables are those of ``catch_up``."""
+    """A forked process parses the contributions while the rebuild applies pages; whatever it does —
+    parse, refuse a shape, raise, die, hang — the tables are those of ``catch_up``."""
     history = build_history(fund)
     loan_history(fund)
     more_months(fund, history)
@@ -166,7 +167,7 @@ def test_contributions_parsed_in_a_second_process_give_the_same_tables(fund, pro
     monkeypatch.setattr(rebuild_module.os, "cpu_count", lambda: 2)
     if how == "hangs":
         monkeypatch.setattr(rebuild_module, "PREPARSE_WAIT_SECONDS", 0.5)
-    monkeypatch.setattr(rebuild_module.threading, "active_count", lambda: 1)  # other tests' threads: see below
+    monkeypatch.setattr(rebuild_module, "_other_threads", lambda: False)  # other tests' threads: see below
     real = REGISTRY.fast_paths[contributed_fast_topic()]
     monkeypatch.setitem(REGISTRY.fast_paths, real.topic, dataclasses.replace(real, parse=_parse_failing(real.parse, how)))
     taken: list[Any] = []
@@ -191,9 +192,6 @@ def test_contributions_parsed_in_a_second_process_give_the_same_tables(fund, pro
     finally:
         rebuilder.close()
     parsed = [result for result in taken if result is not rebuild_module.MISSING and result is not None]
-    if fund.ledger.storage.engine != "sqlite":
-        assert taken == [] and errors == []  # PostgreSQL: no parsing process
-        return
     assert len(errors) == 1
     if how == "works":
         assert errors == [None] and len(parsed) == len(taken) > 10
@@ -208,18 +206,31 @@ def test_no_parsing_process_while_other_threads_run(fund, projector, monkeypatch
     no WAL, the rebuild parses in its own process."""
     build_history(fund)
     monkeypatch.setattr(rebuild_module.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(rebuild_module.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(rebuild_module, "_other_threads", lambda: False)
     rebuild = Rebuild(projector)
     with projector.engine.connect() as connection:
         alone = rebuild_module.Preparser.start(rebuild, connection, 10)
         if alone is not None:
             alone.close()
-        assert (alone is not None) is (fund.ledger.storage.engine == "sqlite")
-        monkeypatch.setattr(rebuild_module.threading, "active_count", lambda: 2)
+        assert alone is not None
+        monkeypatch.setattr(rebuild_module, "_other_threads", lambda: True)
         assert rebuild_module.Preparser.start(rebuild, connection, 10) is None
-        monkeypatch.setattr(rebuild_module.threading, "active_count", lambda: 1)
+        monkeypatch.setattr(rebuild_module, "_other_threads", lambda: False)
         monkeypatch.setattr(rebuild_module.os, "cpu_count", lambda: 1)
         assert rebuild_module.Preparser.start(rebuild, connection, 10) is None
+
+
+def test_a_thread_of_ours_counts_as_another_thread_and_the_pools_do_not():
+    stop = threading.Event()
+    ours = threading.Thread(target=stop.wait, name="statement-printer", daemon=True)
+    ours.start()
+    try:
+        assert rebuild_module._other_threads()
+    finally:
+        stop.set()
+        ours.join()
+    assert rebuild_module.POOL_THREAD.fullmatch("pool-1-worker-2") and rebuild_module.POOL_THREAD.fullmatch(
+        "pool-3-scheduler") and not rebuild_module.POOL_THREAD.fullmatch("pool-1-worker-2x")
 
 
 def test_the_fast_path_refuses_shapes_it_does_not_know(fund, projector):

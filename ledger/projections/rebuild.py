@@ -31,7 +31,7 @@ pass in log order that never reads an entity row back (a key not cached has no r
 changed entity row is written once, at the end of the load (or just before the cache is dropped)
 rather than after every page; after a drop, pages prefetch the rows they need in a few ``IN``
 queries first and write their entity rows as ``catch_up`` does.
-On SQLite with a second core, a forked process (``Preparser``) decodes and checks the
+With a second core, a forked process (``Preparser``) decodes and checks the
 contributions (the fast path's ``parse``) while this one applies the pages and writes rows; it
 hands back its results in order, and anything it cannot give is parsed here (same rows).
 Rows are written with multi-row ``INSERT`` statements (SQLite, on a connection tuned for the
@@ -42,9 +42,10 @@ tables that get their secondary indexes after the load.
 from __future__ import annotations
 
 import gc
-import marshal
 import multiprocessing
 import os
+import pickle
+import re
 import sqlite3
 import threading
 import time
@@ -348,24 +349,26 @@ MISSING = object()  # ``Preparser.take``: no result from the other process (pars
 
 
 class Preparser:
-    """SQLite with a core to spare: a forked process reads the events of the topics whose fast path
-    names a ``parse`` (``Registry.fast_path``) and runs it on them — the JSON decode and every check —
-    while this process applies the pages; ``take(position)`` gives that event's result (None: a
-    shape the fast path does not know) for the fast path's ``write``.
+    """With a core to spare: a forked process reads the events of the topics whose fast path names a
+    ``parse`` (``Registry.fast_path``) and runs it on them — the JSON decode and every check — while
+    this process applies the pages; ``take(position)`` gives that event's result (None: a shape the
+    fast path does not know) for the fast path's ``write``.
 
     The process gets the same ``Fast`` (fork), reads the committed log up to the rebuild's stop
-    position through its own read-only connection (WAL: the rebuild's open write transaction does not
-    hold it up), and sends its results in order, ``PREPARSE_CHUNK`` events a message (``marshal``:
-    text, integers, tuples). If it fails or stops, ``take`` gives ``MISSING`` and the page loop
-    parses the event itself: the rows are the same either way (digest tests).
+    position through a connection of its own (SQLite: read-only, and WAL, so the rebuild's open write
+    transaction does not hold it up; PostgreSQL: a new session, every event up to the stable stop
+    already committed), and sends its results in order, ``PREPARSE_CHUNK`` events a message
+    (``pickle`` over a private pipe from the forked child: trusted). If it fails, dies or goes silent
+    for ``PREPARSE_WAIT_SECONDS``, ``take`` gives ``MISSING`` and the page loop parses the event
+    itself: the rows are the same either way (digest tests).
     """
 
-    def __init__(self, path: str, statement: str, parameters: tuple[Any, ...],
+    def __init__(self, source: tuple[str, str], statement: str, parameters: tuple[Any, ...],
                  parsers: dict[str, Callable[[Any, dict[str, Any]], Any]], fast: "Fast"):
         context = multiprocessing.get_context("fork")
         self.receiver, sender = context.Pipe(duplex=False)
         _widen(sender.fileno())
-        self.process = context.Process(target=_preparse, args=(sender, path, statement, parameters, parsers, fast),
+        self.process = context.Process(target=_preparse, args=(sender, source, statement, parameters, parsers, fast),
                                        name="gjj-rebuild-parse", daemon=True)
         self.process.start()
         sender.close()
@@ -375,17 +378,15 @@ class Preparser:
 
     @classmethod
     def start(cls, rebuild: "Rebuild", connection: Connection, stop: int) -> "Preparser | None":
-        """A preparser for this rebuild, or None where one cannot help or is not safe: PostgreSQL, one
-        core, no fork, other threads running (a fork copies locks they may hold: the command line and
-        the benchmarks run a rebuild alone, a server would not get one), a database that is not a
-        WAL-mode file, no fast path with a ``parse``."""
-        if rebuild.postgres or not rebuild.decoder.plain or (os.cpu_count() or 1) < 2 \
-                or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        """A preparser for this rebuild, or None where one cannot help or is not safe: one core, no fork,
+        other threads running (a fork copies locks they may hold: the command line and the benchmarks
+        run a rebuild alone with at most the PostgreSQL pool's threads, a server would not get one), a
+        SQLite database that is not a WAL-mode file, no fast path with a ``parse``."""
+        if not rebuild.decoder.plain or (os.cpu_count() or 1) < 2 \
+                or "fork" not in multiprocessing.get_all_start_methods() or _other_threads():
             return None
-        path = rebuild.engine.url.database
-        if not path or path == ":memory:" or path.startswith("file:") or not os.path.isfile(path):
-            return None
-        if str(connection.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() != "wal":
+        source = cls._source(rebuild, connection)
+        if source is None:
             return None
         parsers = {}
         for topic in rebuild.registry.fast_paths:
@@ -396,10 +397,33 @@ class Preparser:
                 rebuild.writes[topic] = fast.write
         if not parsers:
             return None
+        recorder = rebuild.app.recorder
+        if rebuild.postgres:
+            schema = recorder.datastore.schema
+            table = f'"{schema}"."{recorder.events_table_name}"' if schema else f'"{recorder.events_table_name}"'
+            statement = (f"SELECT notification_id, topic, state FROM {table} WHERE notification_id <= %s "
+                         "AND topic = ANY(%s) ORDER BY notification_id")
+            return cls(source, statement, (stop, list(parsers)), parsers, rebuild.fast)
         marks = ", ".join("?" for _ in parsers)
-        statement = (f'SELECT rowid, topic, state FROM "{rebuild.app.recorder.events_table_name}" '
+        statement = (f'SELECT rowid, topic, state FROM "{recorder.events_table_name}" '
                      f"WHERE rowid <= ? AND topic IN ({marks}) ORDER BY rowid")
-        return cls(os.path.abspath(path), statement, (stop, *parsers), parsers, rebuild.fast)
+        return cls(source, statement, (stop, *parsers), parsers, rebuild.fast)
+
+    @staticmethod
+    def _source(rebuild: "Rebuild", connection: Connection) -> tuple[str, str] | None:
+        """("sqlite", absolute path) or ("postgresql", libpq connection string) for the child's own connection."""
+        url = rebuild.engine.url
+        if rebuild.postgres:
+            from psycopg.conninfo import make_conninfo
+
+            return "postgresql", make_conninfo(host=url.host or "", port=str(url.port or ""), dbname=url.database or "",
+                                               user=url.username or "", password=url.password or "")
+        path = url.database
+        if not path or path == ":memory:" or path.startswith("file:") or not os.path.isfile(path):
+            return None
+        if str(connection.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() != "wal":
+            return None
+        return "sqlite", os.path.abspath(path)
 
     def take(self, position: int) -> Any:
         """The other process's result for the event at ``position`` (``MISSING``: none, parse it here)."""
@@ -414,8 +438,8 @@ class Preparser:
                 self.error = f"no result from the parsing process within {PREPARSE_WAIT_SECONDS:.0f} s"
                 self.process.terminate()
                 return False
-            covered, results = marshal.loads(self.receiver.recv_bytes())
-        except (EOFError, OSError, ValueError, TypeError) as error:
+            covered, results = pickle.loads(self.receiver.recv_bytes())
+        except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError) as error:
             self.error = repr(error)
             return False
         if covered == "error":
@@ -433,6 +457,17 @@ class Preparser:
             self.process.join()
 
 
+POOL_THREAD = re.compile(r"pool-\d+-(scheduler|worker-\d+)")  # psycopg_pool's, idle between its own tasks
+
+
+def _other_threads() -> bool:
+    """Threads besides this one, other than the PostgreSQL store's connection pool's (a child that hung on a
+    lock one of them held at the fork would be given up after ``PREPARSE_WAIT_SECONDS``, nothing worse)."""
+    current = threading.current_thread()
+    return threading.active_count() > 1 and any(
+        thread is not current and not POOL_THREAD.fullmatch(thread.name) for thread in threading.enumerate())
+
+
 def _widen(pipe: int) -> None:
     """Let the parsing process run ahead while the rebuild writes a page: the largest pipe buffer the
     system allows (Linux; 64 KiB otherwise)."""
@@ -445,12 +480,20 @@ def _widen(pipe: int) -> None:
         pass
 
 
-def _preparse(sender: Any, path: str, statement: str, parameters: tuple[Any, ...],
+def _preparse(sender: Any, source: tuple[str, str], statement: str, parameters: tuple[Any, ...],
               parsers: dict[str, Callable[[Any, dict[str, Any]], Any]], fast: "Fast") -> None:
     """The forked process: parse each event of the topics and send (last position, results) in order."""
     try:
-        database = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
-        cursor = database.execute(statement, parameters)
+        engine, where = source
+        if engine == "postgresql":
+            import psycopg
+
+            database: Any = psycopg.connect(where)
+            cursor = database.cursor(name="gjj_rebuild_parse")  # server-side: rows arrive as they are fetched
+            cursor.execute(statement, parameters, binary=True)  # the state as its bytes
+        else:
+            database = sqlite3.connect(f"file:{quote(where)}?mode=ro", uri=True)
+            cursor = database.execute(statement, parameters)
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         while rows := cursor.fetchmany(PREPARSE_CHUNK):
             results = []
@@ -460,11 +503,11 @@ def _preparse(sender: Any, path: str, statement: str, parameters: tuple[Any, ...
                 except decode_error:
                     state = None
                 results.append((position, parsers[topic](fast, state) if type(state) is dict else None))
-            sender.send_bytes(marshal.dumps((rows[-1][0], results)))
-        sender.send_bytes(marshal.dumps((parameters[0], [])))  # everything up to the stop position is sent
+            sender.send_bytes(pickle.dumps((rows[-1][0], results), protocol=pickle.HIGHEST_PROTOCOL))
+        sender.send_bytes(pickle.dumps((parameters[0], [])))  # everything up to the stop position is sent
     except BaseException as error:  # the rebuild parses in its own process instead
         try:
-            sender.send_bytes(marshal.dumps(("error", repr(error))))
+            sender.send_bytes(pickle.dumps(("error", repr(error))))
         except BaseException:
             pass
     finally:
