@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ledger.application import CHINA_TZ
@@ -103,8 +104,8 @@ def write_pdf(path: Path, data: bytes) -> str:
 def projections_rebuild(as_json: bool = JsonOption):
     """Project the whole log again into new read tables and swap them in at once; prints the digest."""
     def action(ledger):
-        with read_side(ledger, catch_up=False) as (projector, _read):
-            result = projector.rebuild().as_dict()
+        with read_side(ledger, catch_up=False) as (projector, _read), log_progress("rebuilding") as progress:
+            result = projector.rebuild(progress=progress).as_dict()
             return {**result, "digest": projector.digest(), "tables": projector.table_counts()}
     run_checked(as_json, action)
 
@@ -113,9 +114,23 @@ def projections_rebuild(as_json: bool = JsonOption):
 def projections_catch_up(as_json: bool = JsonOption):
     """Apply the events stored since the last run (a page and its position per transaction)."""
     def action(ledger):
-        with read_side(ledger, catch_up=False) as (projector, _read):
-            return projector.catch_up().as_dict()
+        with read_side(ledger, catch_up=False) as (projector, _read), log_progress("catching up") as progress:
+            return projector.catch_up(progress=progress).as_dict()
     run_checked(as_json, action)
+
+
+@contextmanager
+def log_progress(label: str) -> Iterator[Any]:
+    """A progress bar over log positions on stderr, redrawn after each page by the caller's thread: no
+    refresh thread, so a rebuild may still fork its parsing process (``ledger.projections.rebuild``)."""
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console,
+                  auto_refresh=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(position: int, last: int) -> None:
+            bar.update(task, completed=position, total=last)
+            bar.refresh()
+        yield advance
 
 
 @projections_app.command("digest")

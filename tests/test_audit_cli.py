@@ -125,8 +125,9 @@ def test_projection_commands_rebuild_to_the_same_digest(centre):
     code, caught, text = gjj(url, "projections", "catch-up", "--json")
     assert code == 0 and caught["events_read"] > 0, text
     code, first, _ = gjj(url, "projections", "digest", "--json")
-    code, rebuilt, _ = gjj(url, "projections", "rebuild", "--json")
+    code, rebuilt, text = gjj(url, "projections", "rebuild", "--json")
     assert code == 0 and rebuilt["digest"] == first["digest"] and first["lag"] == 0
+    assert "rebuilding" in text and f"{rebuilt['position_to']}/{rebuilt['position_to']}" in text  # the bar, on stderr
     code, again, _ = gjj(url, "projections", "catch-up", "--json")
     assert again["events_read"] == 0
 

@@ -233,6 +233,23 @@ def test_a_thread_of_ours_counts_as_another_thread_and_the_pools_do_not():
         "pool-3-scheduler") and not rebuild_module.POOL_THREAD.fullmatch("pool-1-worker-2x")
 
 
+def test_rebuild_and_catch_up_report_their_progress_by_log_position(fund, projector):
+    build_history(fund)
+    last = fund.ledger.recorder.max_notification_id()
+    caught: list[tuple[int, int]] = []
+    projector.catch_up(progress=lambda position, stop: caught.append((position, stop)))  # pages of 7
+    rebuilder = Projector.for_ledger(fund.ledger, rebuild_page_size=5)
+    rebuilt: list[tuple[int, int]] = []
+    try:
+        rebuilder.rebuild(progress=lambda position, stop: rebuilt.append((position, stop)))
+    finally:
+        rebuilder.close()
+    for seen in (caught, rebuilt):
+        positions = [position for position, _stop in seen]
+        assert len(seen) > 3 and positions == sorted(set(positions)) and seen[-1] == (last, last)
+        assert all(stop == last for _position, stop in seen)
+
+
 def test_the_fast_path_refuses_shapes_it_does_not_know(fund, projector):
     build_history(fund)
     topic = contributed_fast_topic()

@@ -21,7 +21,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from eventsourcing.persistence import Notification
 from sqlalchemy import Engine, create_engine, select
@@ -163,11 +163,14 @@ class Projector:
         return max(0, (self.app.recorder.max_notification_id() or 0) - self.position())
 
     # -- projecting ----------------------------------------------------------------------------
-    def catch_up(self, pages_max: int | None = None) -> CatchUp:
-        """Apply every notification after the tracked position, a page per transaction."""
+    def catch_up(self, pages_max: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> CatchUp:
+        """Apply every notification after the tracked position, a page per transaction;
+        ``progress(position, last position to read)`` after each page."""
         started = time.perf_counter()
         stop = self._stable_stop()
         first = position = self.position()
+        last = stop if stop is not None else int(self.app.recorder.max_notification_id() or 0)
         read = decoded = pages = 0
         self._forget()
         try:
@@ -180,6 +183,8 @@ class Projector:
                     decoded += self._apply_page(position, page)
                     read, pages, position = read + len(page), pages + 1, page[-1].id
                     self._bound_cache()
+                    if progress is not None:
+                        progress(position, max(last, position))
         finally:
             self._forget()  # what is held between pages is only good inside one run
         return CatchUp(first, position, read, decoded, pages, time.perf_counter() - started)
@@ -197,16 +202,17 @@ class Projector:
     def _forget(self) -> None:
         self._rows, self._context, self._utc = {}, {}, {}
 
-    def rebuild(self) -> CatchUp:
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> CatchUp:
         """Project the whole log again into shadow tables and swap them in at once.
 
         Readers see the old tables, complete, until the swap commits; a crash before it
         leaves them and their tracked position untouched (``ledger.projections.rebuild``).
         The rows are those ``catch_up`` writes (digest tests), produced on a faster path.
+        ``progress(position, stop)`` is called after each page.
         """
         from ledger.projections.rebuild import Rebuild
 
-        return Rebuild(self, self.rebuild_page_size).run()
+        return Rebuild(self, self.rebuild_page_size, progress).run()
 
     def _stable_stop(self) -> int | None:
         """PostgreSQL: the last position no in-flight insert can still fill below (ledger.audit)."""

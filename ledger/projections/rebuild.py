@@ -518,8 +518,10 @@ def _preparse(sender: Any, source: tuple[str, str], statement: str, parameters: 
 class Rebuild:
     """One full rebuild for a projector (``Projector.rebuild``)."""
 
-    def __init__(self, projector: "Projector", page_size: int = REBUILD_PAGE_SIZE):
+    def __init__(self, projector: "Projector", page_size: int = REBUILD_PAGE_SIZE,
+                 progress: Callable[[int, int], None] | None = None):
         self.projector = projector
+        self.progress = progress
         self.app = projector.app
         self.registry = projector.registry
         self.page_size = page_size
@@ -718,6 +720,8 @@ class Rebuild:
             read, pages, position = read + len(page), pages + 1, page[-1][0]
             since_commit += len(page)
             self._bound_cache(connection, writer)
+            if self.progress is not None:
+                self.progress(position, stop)
             if not self.postgres and since_commit >= SQLITE_COMMIT_EVENTS and position < stop:
                 connection.exec_driver_sql("COMMIT")  # let the event store's writers in
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
