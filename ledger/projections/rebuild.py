@@ -74,9 +74,9 @@ SQLITE_COMMIT_EVENTS = 250_000
 SHADOW_SUFFIX = "__rebuild_"
 # The rebuild's own SQLite connection while it loads the shadow tables (restored afterwards; the pool reuses
 # it): a page cache that holds the tables being built (no spilling mid-transaction), sorts for the indexes in
-# memory, the events read through a memory map rather than read() calls, and freed pages (the old tables dropped by the swap) not overwritten with zeros on disk — the read
-# tables hold nothing the events table beside them does not (a distribution may build SQLite with
-# SECURE_DELETE on by default).
+# memory, the events read through a memory map rather than read() calls, and freed pages (the old tables
+# dropped by the swap) not overwritten with zeros on disk — the read tables hold nothing the events table
+# beside them does not (a distribution may build SQLite with SECURE_DELETE on by default).
 SQLITE_LOAD_PRAGMAS = {"cache_size": -262_144, "temp_store": 2, "secure_delete": "FAST", "mmap_size": 1 << 30}
 MEMO_MAX = 100_000  # distinct values kept per memo (dates, amounts, ids repeat; free text does not)
 JOURNAL_COLUMNS = ("position", "entry_no", "line_no", "value_date", "recorded_at_utc", "account", "side",
@@ -342,7 +342,7 @@ def insert_rows_sqlite(connection: Connection, table: Table, rows: list[tuple[An
         cursor.close()
 
 
-# -- parsing in a second process (SQLite) ----------------------------------------------------------------
+# -- parsing in a second process ------------------------------------------------------------------------
 PREPARSE_CHUNK = 1_024  # events per message from the parsing process
 PREPARSE_WAIT_SECONDS = 30.0  # a parsing process silent this long is given up (the rebuild parses itself)
 MISSING = object()  # ``Preparser.take``: no result from the other process (parse here)
@@ -403,11 +403,17 @@ class Preparser:
             table = f'"{schema}"."{recorder.events_table_name}"' if schema else f'"{recorder.events_table_name}"'
             statement = (f"SELECT notification_id, topic, state FROM {table} WHERE notification_id <= %s "
                          "AND topic = ANY(%s) ORDER BY notification_id")
-            return cls(source, statement, (stop, list(parsers)), parsers, rebuild.fast)
-        marks = ", ".join("?" for _ in parsers)
-        statement = (f'SELECT rowid, topic, state FROM "{recorder.events_table_name}" '
-                     f"WHERE rowid <= ? AND topic IN ({marks}) ORDER BY rowid")
-        return cls(source, statement, (stop, *parsers), parsers, rebuild.fast)
+            parameters: tuple[Any, ...] = (stop, list(parsers))
+        else:
+            marks = ", ".join("?" for _ in parsers)
+            statement = (f'SELECT rowid, topic, state FROM "{recorder.events_table_name}" '
+                         f"WHERE rowid <= ? AND topic IN ({marks}) ORDER BY rowid")
+            parameters = (stop, *parsers)
+        try:
+            return cls(source, statement, parameters, parsers, rebuild.fast)
+        except OSError:  # no process to be had (fork refused, no file descriptors): parse here
+            rebuild.writes.clear()
+            return None
 
     @staticmethod
     def _source(rebuild: "Rebuild", connection: Connection) -> tuple[str, str] | None:
@@ -416,8 +422,9 @@ class Preparser:
         if rebuild.postgres:
             from psycopg.conninfo import make_conninfo
 
+            options = {key: value for key, value in url.query.items() if isinstance(value, str) and key != "schema"}
             return "postgresql", make_conninfo(host=url.host or "", port=str(url.port or ""), dbname=url.database or "",
-                                               user=url.username or "", password=url.password or "")
+                                               user=url.username or "", password=url.password or "", **options)
         path = url.database
         if not path or path == ":memory:" or path.startswith("file:") or not os.path.isfile(path):
             return None
