@@ -406,6 +406,24 @@ def test_rebuild_keeps_the_indexes_and_other_tracking_rows(fund, projector):
     assert projector.catch_up().events_read == 0
 
 
+def test_an_obsolete_index_of_an_older_store_is_dropped(fund, projector):
+    build_history(fund)
+    projector.catch_up()
+    schema = (projector.engine.get_execution_options().get("schema_translate_map") or {}).get(None)
+    with projector.engine.begin() as connection:
+        prefix = f'"{schema}".' if schema else ""
+        connection.exec_driver_sql(f'CREATE INDEX "rm_journal_lines_account_idx" ON {prefix}"rm_journal_lines" '
+                                   "(account, value_date)")
+
+    def names() -> set[str]:
+        with projector.engine.connect() as connection:
+            return {index["name"] for index in inspect(connection).get_indexes("rm_journal_lines", schema=schema)}
+
+    assert "rm_journal_lines_account_idx" in names()
+    projector.create_tables()
+    assert tables.OBSOLETE_INDEXES[0] not in names() and "rm_journal_lines_date_idx" in names()
+
+
 # -- every topic fast path: the handlers' rows, or a refusal ---------------------------------------------
 def with_interest(fund: Any) -> dict[str, Any]:
     history = build_history(fund)

@@ -97,6 +97,15 @@ def _collector_paused() -> Any:
             gc.enable()
 
 
+def _drop_obsolete_indexes(connection: Any) -> None:
+    """Indexes older versions created that the read tables no longer have (``tables.OBSOLETE_INDEXES``)."""
+    schema = (connection.get_execution_options().get("schema_translate_map") or {}).get(None)
+    preparer = connection.dialect.identifier_preparer
+    for name in tables.OBSOLETE_INDEXES:
+        qualified = f"{preparer.quote_schema(schema)}.{preparer.quote(name)}" if schema else preparer.quote(name)
+        connection.exec_driver_sql(f"DROP INDEX IF EXISTS {qualified}")
+
+
 def _create_indexes(connection: Any) -> None:
     for table in tables.metadata.sorted_tables:
         for index in table.indexes:
@@ -144,6 +153,7 @@ class Projector:
         with self.engine.begin() as connection:
             tables.metadata.create_all(connection)
             _create_indexes(connection)
+            _drop_obsolete_indexes(connection)
             self._ensure_tracking(connection)
 
     def _ensure_tracking(self, connection: Any) -> None:

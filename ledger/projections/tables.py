@@ -138,5 +138,9 @@ journal_lines = Table(
     Column("source_version", Integer, nullable=False),
     Column("event", String(CODE), nullable=False),
     Index("rm_journal_lines_date_idx", "value_date"),
-    Index("rm_journal_lines_account_idx", "account", "value_date"),
+    # No (account, value_date) index: the one query on this table is the trial balance, which sums every
+    # account and side; SQLite chose that index for the GROUP BY and ran 1.3-2.3x slower with it (measured
+    # on 384k lines) than with the date index and a sort. ``OBSOLETE_INDEXES`` drops it from older stores.
 )
+
+OBSOLETE_INDEXES = ("rm_journal_lines_account_idx",)
