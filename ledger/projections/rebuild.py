@@ -490,12 +490,13 @@ def _widen(pipe: int) -> None:
 def _preparse(sender: Any, source: tuple[str, str], statement: str, parameters: tuple[Any, ...],
               parsers: dict[str, Callable[[Any, dict[str, Any]], Any]], fast: "Fast") -> None:
     """The forked process: parse each event of the topics and send (last position, results) in order."""
+    database: Any = None
     try:
         engine, where = source
         if engine == "postgresql":
             import psycopg
 
-            database: Any = psycopg.connect(where)
+            database = psycopg.connect(where)
             cursor = database.cursor(name="gjj_rebuild_parse")  # server-side: rows arrive as they are fetched
             cursor.execute(statement, parameters, binary=True)  # the state as its bytes
         else:
@@ -519,6 +520,8 @@ def _preparse(sender: Any, source: tuple[str, str], statement: str, parameters: 
             pass
     finally:
         sender.close()
+        if database is not None:
+            database.close()
 
 
 # -- the rebuild ------------------------------------------------------------------------------------
