@@ -194,6 +194,32 @@ def test_first_instalment_paid_on_time_through_the_ledger(fund: Any) -> None:
     fund.assert_books(date(2025, 2, 14), due_on(1), due_on(2))
 
 
+def test_the_sub_ledger_of_a_lazily_built_loan_is_that_of_the_whole_book(fund: Any) -> None:
+    """GL-2 figures read from the instalments built so far (``Loan.subledger_as_of``) equal those read
+    from the whole schedule, also when interest was recognised for instalments a replay has not built."""
+    from uuid import UUID
+
+    people = household(fund)
+    loan_no = disbursed_loan(fund, people.borrower)
+    pay_instalments(fund, loan_no, 1, 3)
+    fund.on(due_on(9))
+    fund.ledger.daily_loan_update(due_on(9))  # instalments 4..9 fall due unpaid: interest recognised
+    loan_id = fund.ledger.loan(loan_no).id
+    replayed = fund.ledger.repository.get(UUID(str(loan_id)))  # from the events: the book builds lazily
+    whole = fund.ledger.repository.get(UUID(str(loan_id)))
+    whole.book.accounts  # noqa: B018 - every instalment built
+    assert len(replayed.book.head) < 9 <= len(replayed.accrued) and whole.book.tail is None
+    for day in (due_on(1), due_on(3), due_on(5), due_on(9), due_on(40), date.max):
+        assert replayed.subledger_as_of(day) == whole.subledger_as_of(day), day
+    pay_instalments(fund, loan_no, 4, 9)  # now every recognised instalment has been built by a payment
+    replayed = fund.ledger.repository.get(UUID(str(loan_id)))
+    whole = fund.ledger.repository.get(UUID(str(loan_id)))
+    whole.book.accounts  # noqa: B018
+    assert len(replayed.book.head) >= max(int(number) for number in replayed.accrued) and replayed.book.tail
+    for day in (due_on(4), due_on(9), due_on(40), date.max):
+        assert replayed.subledger_as_of(day) == whole.subledger_as_of(day), day
+
+
 # -- LN-2 repricing ----------------------------------------------------------------------------------------
 def test_repricing_on_1_january_worked_loan(fund: Any, open_ledger: Any) -> None:
     people = household(fund)

@@ -252,6 +252,45 @@ def loan_history(fund: Any) -> str:
     return loan_no
 
 
+@pytest.mark.parametrize("page_size", [1, 4])
+def test_a_loans_instalments_are_rewritten_only_when_its_schedule_changes(fund, monkeypatch, page_size):
+    """A payment, a reversal or falling due leaves the instalment rows as they were; a prepayment, a
+    repricing and the payoff rewrite them — the same tables as rewriting every touched loan every page."""
+    from ledger.projections import loans as loans_module
+
+    loan_no = loan_history(fund)  # payments, a late one, a reversal, a reduce-payment prepayment
+    for day in (date(2025, 6, 16), date(2025, 7, 15), date(2025, 8, 15)):
+        fund.on(day)
+        fund.ledger.pay_loan(loan_no, fund.ledger.loan_status(loan_no, day)["amount_due"], day, "card", f"p-{day}")
+    fund.on(date(2026, 1, 1))
+    assert fund.ledger.reprice_loans(date(2026, 1, 1))["repriced"] == 1
+    fund.on(date(2026, 3, 2))
+    fund.ledger.pay_off_loan(loan_no, date(2026, 3, 2), "payoff")
+    written: list[tuple[str, bool]] = []
+    original = loans_module._write_loan
+
+    def spy(batch: Any, loan: Any, payoff_source: Any, instalments: bool = True) -> None:
+        written.append((loan.loan_no, instalments))
+        original(batch, loan, payoff_source, instalments)
+
+    monkeypatch.setattr(loans_module, "_write_loan", spy)
+    projector = Projector.for_ledger(fund.ledger, page_size=page_size)
+    try:
+        projector.catch_up()
+        skipping = projector.digest()
+        assert fund.ledger.loan(loan_no).state == "CLOSED"
+        kept = [instalments for number, instalments in written if number == loan_no]
+        assert kept.count(False) >= 3  # pages with only payments or a reversal
+        assert kept.count(True) >= (4 if page_size == 1 else 1)  # disbursed, prepaid, repriced, paid off
+        monkeypatch.setattr(loans_module, "SKIP_UNCHANGED_SCHEDULES", False)
+        written.clear()
+        projector.rebuild()
+        assert all(instalments for _number, instalments in written)
+        assert projector.digest() == skipping
+    finally:
+        projector.close()
+
+
 def test_loan_rows_follow_the_book_and_rebuild_identically(fund):
     from ledger.projections.loans import loan_instalments, loan_parts, loan_payments, loan_row
 

@@ -419,7 +419,11 @@ class Loan(LedgerAggregate):
             return {"principal": ZERO, "interest": ZERO, "suspense": ZERO}
         book = self.book
         principal_paid = interest_paid = accrued = ZERO
-        for account in book.accounts_through(day):  # a part paid by ``day`` pays an instalment due by then
+        built = book.head  # only built instalments have paid parts; accrued ones may not be built after a replay
+        last_built = built[-1].number if built else 0
+        if book.tail is not None and any(int(number) > last_built for number in self.accrued):
+            built = book.accounts_through(day)
+        for account in (a for a in built if a.due_on <= day):  # a part paid by ``day`` pays one due by then
             recognised = str(account.number) in self.accrued
             if recognised:
                 accrued += self.accrued[str(account.number)]

@@ -5,7 +5,10 @@ a back-dated operation, a repricing (LN-2), a prepayment (LN-6) or a reversal (C
 recompute as a whole. So the handler does not re-derive the arithmetic: it replays the
 ``Loan`` aggregate itself — each event applied to the aggregate of the version before
 (kept between pages of one run, loaded from the store when it is not) — and once per page a
-finalizer rewrites every touched loan's rows from its book:
+finalizer writes every touched loan's rows from its book: its ``rm_loans`` row once, after its
+last event in the page (the outstanding principal sums the whole book), its paid parts, and its
+instalments only if the schedule changed (``SCHEDULE_EVENTS``, ``schedule_mark``): a daily
+deduction touches one instalment of a loan, not the 360 rows of its schedule.
 
 - ``rm_loans``: the loan's terms and state (one row per loan);
 - ``rm_loan_instalments``: the schedule now in force: due date, on-time-until (LN-4 moved
@@ -36,6 +39,10 @@ from ledger.projections.registry import REGISTRY, EventMeta
 
 LOAN_CACHE_MAX = 5_000
 PAYMENT_EVENTS = ("PaymentReceived", "Prepaid", "PaidOff", "PaymentReversed")
+# Events after which a loan's instalment rows are written again; after any other (a payment, a reversal, a
+# waiver, falling due) only its paid parts are, unless ``schedule_mark`` moved all the same.
+SCHEDULE_EVENTS = frozenset(("Disbursed", "Repriced", "Prepaid", "PaidOff"))
+SKIP_UNCHANGED_SCHEDULES = True  # False: every touched loan's instalments rewritten (the tests' reference)
 SOURCE_COLUMNS = {"borrower-fund": "from_borrower_fund_fen", "spouse-fund": "from_spouse_fund_fen"}
 BANK_COLUMN = "from_card_fen"  # card, API, counter: the borrower's own money through a bank
 
@@ -114,6 +121,9 @@ def replayed(batch: Batch, event: Any, meta: EventMeta) -> Loan:
     if loan is None or loan.version != meta.version - 1:
         loan = None if meta.version == 1 else batch.app.repository.get(UUID(meta.aggregate_id),
                                                                        version=meta.version - 1)
+    before = batch.context.setdefault("loans_schedule_before", {})
+    if meta.aggregate_id not in before:  # the schedule its instalment rows were written from
+        before[meta.aggregate_id] = schedule_mark(loan)
     loan = event.mutate(loan)
     cache[meta.aggregate_id] = loan
     batch.context.setdefault("loans_touched", set()).add(meta.aggregate_id)
@@ -137,7 +147,8 @@ def _loan_row(batch: Batch, loan: Loan, meta: EventMeta) -> dict[str, Any]:
 
 def loan_event(batch: Batch, event: Any, meta: EventMeta) -> None:
     loan = replayed(batch, event, meta)
-    batch.put("loans", _loan_row(batch, loan, meta))
+    batch.context.setdefault("loans_last_meta", {})[meta.aggregate_id] = meta  # its row: once, by the finalizer
+    batch.context.setdefault("loans_page_events", {}).setdefault(meta.aggregate_id, set()).add(meta.event_name)
     if meta.event_name in PAYMENT_EVENTS:
         _payment_row(batch, event, meta, loan)
 
@@ -208,20 +219,41 @@ def _instalment_due_by(book: Any, day: date) -> int:
     return due[-1] if due else book.accounts[0].number
 
 
+def schedule_mark(loan: Loan | None) -> tuple[Any, ...] | None:
+    """What a loan's instalment rows follow from beyond its terms: it changes whenever the schedule is
+    recomputed (prepayment, repricing, payoff; the instalment count for any other change of length)."""
+    if loan is None or not loan.terms:
+        return None
+    book = loan.book
+    return len(book.prepayments), tuple(book.rate_steps), book.payoff is not None, book.instalment_count
+
+
 @REGISTRY.finalizer
 def write_touched_loans(batch: Batch) -> None:
+    """Each loan the page touched: its row (once, after its last event: the outstanding principal sums the
+    whole book), its instalments and its paid parts."""
     touched = sorted(batch.context.pop("loans_touched", set()))
+    last_meta: dict[str, EventMeta] = batch.context.pop("loans_last_meta", {})
+    before: dict[str, Any] = batch.context.pop("loans_schedule_before", {})
+    page_events: dict[str, set[str]] = batch.context.pop("loans_page_events", {})
     cache: dict[str, Loan] = batch.context.get("loans", {})
-    loans_written = [cache[loan_id] for loan_id in touched if cache[loan_id].terms]
-    if loans_written:
+    for loan_id in touched:
+        batch.put("loans", _loan_row(batch, cache[loan_id], last_meta[loan_id]))
+    written = [loan_id for loan_id in touched if cache[loan_id].terms]
+    if written:
+        rescheduled = {loan_id for loan_id in written if not SKIP_UNCHANGED_SCHEDULES
+                       or page_events.get(loan_id, set()) & SCHEDULE_EVENTS
+                       or before.get(loan_id) != schedule_mark(cache[loan_id])}
+        loans_written = [cache[loan_id] for loan_id in written]
         numbers = [loan.loan_no for loan in loans_written]
         instalments, parts = batch.table(loan_instalments), batch.table(loan_parts)
-        for chunk in chunks(numbers):
+        for chunk in chunks([cache[loan_id].loan_no for loan_id in written if loan_id in rescheduled]):
             batch.connection.execute(instalments.delete().where(instalments.c.loan_no.in_(chunk)))
+        for chunk in chunks(numbers):
             batch.connection.execute(parts.delete().where(parts.c.loan_no.in_(chunk)))
         payoff_sources = _payoff_sources(batch, numbers)
-        for loan in loans_written:
-            _write_loan(batch, loan, payoff_sources.get(loan.loan_no))
+        for loan_id, loan in zip(written, loans_written):
+            _write_loan(batch, loan, payoff_sources.get(loan.loan_no), instalments=loan_id in rescheduled)
     if len(cache) > LOAN_CACHE_MAX:
         cache.clear()
 
@@ -239,8 +271,8 @@ def _payoff_sources(batch: Batch, numbers: list[str]) -> dict[str, str]:
     return found
 
 
-def _write_loan(batch: Batch, loan: Loan, payoff_source: str | None) -> None:
-    for account in loan.book.accounts:
+def _write_loan(batch: Batch, loan: Loan, payoff_source: str | None, instalments: bool = True) -> None:
+    for account in loan.book.accounts if instalments else ():
         batch.append(loan_instalments, {
             "loan_no": loan.loan_no, "number": account.number, "due_on": account.due_on,
             "on_time_until": account.on_time_until, "annual_rate": str(account.annual_rate),
