@@ -195,7 +195,7 @@ def _part_rows(loan: Loan, sources: dict[int, str]) -> list[dict[str, Any]]:
         target = allocation.parts[0].number if allocation.parts else _instalment_due_by(book, allocation.on)
         penalty_at[(target, allocation.number)] = allocation.penalty
     rows: dict[tuple[int, int], dict[str, Any]] = {}
-    for account in book.accounts:
+    for account in book.head:  # only the instalments built so far can have been paid (ledger.loan_book)
         for part in account.paid:
             key = (account.number, part.allocation_number)
             row = rows.setdefault(key, _part(loan, key, part.on, sources.get(part.allocation_number, "card")))
@@ -215,8 +215,8 @@ def _part(loan: Loan, key: tuple[int, int], paid_on: date, source: str) -> dict[
 
 
 def _instalment_due_by(book: Any, day: date) -> int:
-    due = [account.number for account in book.accounts if account.due_on <= day]
-    return due[-1] if due else book.accounts[0].number
+    due = book.accounts_through(day)
+    return due[-1].number if due else book.first_after(date.min).number
 
 
 def schedule_mark(loan: Loan | None) -> tuple[Any, ...] | None:
