@@ -190,20 +190,23 @@ class Projector:
                                                                   inclusive_of_start=False)
                     if not page:
                         break
+                    if pages:  # another page follows: collect the last one's cyclic garbage first (not after
+                        gc.collect(1)  # the last page: a one-page catch-up of the day's events pays nothing)
                     decoded += self._apply_page(position, page)
                     read, pages, position = read + len(page), pages + 1, page[-1].id
-                    self._bound_cache()
+                    self._bound_cache(collect=False)
                     if progress is not None:
                         progress(position, max(last, position))
         finally:
             self._forget()  # what is held between pages is only good inside one run
         return CatchUp(first, position, read, decoded, pages, time.perf_counter() - started)
 
-    def _bound_cache(self) -> None:
+    def _bound_cache(self, collect: bool = True) -> None:
         """Between pages: drop the caches past their limit, and collect the page's cyclic garbage (if any)."""
         if self._cache_full():
             self._forget()
-        gc.collect(1)
+        if collect:
+            gc.collect(1)
 
     def _cache_full(self) -> bool:
         """The cached rows are past their limit: ``_bound_cache`` drops them."""
