@@ -19,6 +19,8 @@ from datetime import date
 from typing import Any, Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, func, inspect, select
 
 from ledger.projections import Projector, ReadModel, tables
@@ -462,3 +464,29 @@ def test_each_fast_path_refuses_a_shape_it_does_not_know(fund, projector):
                         {**state, "timestamp": "2024-07-08T18:00:00+08:00"}):
             assert path.builder(None, fast, notification.id, str(notification.originator_id),
                                 notification.originator_version, changed) is False, topic
+
+
+# -- any page size, any cache limit, with or without the parsing process: the same tables -------------------
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(page_size=st.integers(1, 40), cache_rows_max=st.sampled_from([2, 5, 9, 200_000]), parser=st.booleans())
+def test_any_rebuild_gives_the_tables_of_catch_up(fund, projector, monkeypatch, page_size, cache_rows_max, parser):
+    """Rebuild with pages of 1..40 events, a cache dropped early, often or never (the one-pass and the two-pass
+    page, entity rows written at the end or before each drop) and the contributions parsed in a second
+    process or here: every combination gives the digest of the incremental catch-up."""
+    if not hasattr(fund, "_digest_of_catch_up"):
+        history = with_interest(fund)
+        loan_history(fund)
+        more_months(fund, history)
+        projector.catch_up()
+        fund._digest_of_catch_up = projector.digest()
+    monkeypatch.setattr(projector_module, "ENTITY_CACHE_ROWS_MAX", cache_rows_max)
+    monkeypatch.setattr(rebuild_module, "_other_threads", lambda: not parser)
+    monkeypatch.setattr(rebuild_module.os, "cpu_count", lambda: 2)
+    rebuilder = Projector.for_ledger(fund.ledger, rebuild_page_size=page_size)
+    try:
+        result = rebuilder.rebuild()
+        assert rebuilder.digest() == fund._digest_of_catch_up
+        assert result.position_to == rebuilder.position() == fund.ledger.recorder.max_notification_id()
+    finally:
+        rebuilder.close()
+    assert shadow_leftovers(projector) == []
