@@ -364,7 +364,9 @@ class Preparser:
     """
 
     def __init__(self, source: tuple[str, str], statement: str, parameters: tuple[Any, ...],
-                 parsers: dict[str, Callable[[Any, dict[str, Any]], Any]], fast: "Fast"):
+                 parsers: dict[str, Callable[[Any, dict[str, Any]], Any]], writes: dict[str, Callable[..., bool]],
+                 fast: "Fast"):
+        self.writes = writes  # topic -> its fast path's write, for the results ``take`` gives
         context = multiprocessing.get_context("fork")
         self.receiver, sender = context.Pipe(duplex=False)
         _widen(sender.fileno())
@@ -388,13 +390,13 @@ class Preparser:
         source = cls._source(rebuild, connection)
         if source is None:
             return None
-        parsers = {}
+        parsers, writes = {}, {}
         for topic in rebuild.registry.fast_paths:
             fast = rebuild.registry.fast_path_for(topic)
             if fast is not None and fast.parse is not None and fast.write is not None \
                     and getattr(resolve_topic(topic), "class_version", 1) == 1:
                 parsers[topic] = fast.parse
-                rebuild.writes[topic] = fast.write
+                writes[topic] = fast.write
         if not parsers:
             return None
         recorder = rebuild.app.recorder
@@ -410,9 +412,8 @@ class Preparser:
                          f"WHERE rowid <= ? AND topic IN ({marks}) ORDER BY rowid")
             parameters = (stop, *parsers)
         try:
-            return cls(source, statement, parameters, parsers, rebuild.fast)
+            return cls(source, statement, parameters, parsers, writes, rebuild.fast)
         except OSError:  # no process to be had (fork refused, no file descriptors): parse here
-            rebuild.writes.clear()
             return None
 
     @staticmethod
@@ -548,7 +549,6 @@ class Rebuild:
                                                         lambda stored: stored)
         self.cache_complete = True  # every entity row written so far is in the projector's cache
         self.preparser: Preparser | None = None
-        self.writes: dict[str, Callable[..., bool]] = {}  # topic -> its fast path's write (with a preparser)
         self.unwritten: dict[str, set[str]] = {}  # entity rows changed in the cache, not yet in the tables
 
     # -- orchestration -------------------------------------------------------------------------
@@ -766,7 +766,8 @@ class Rebuild:
         """``_apply_page`` while the cache is complete: one pass in log order, no prefetch (``_Batch``)."""
         projector, decoder, plans, fast = self.projector, self.decoder, self.plans, self.fast
         convert_id, ids, loads, apply = self.convert_id, decoder.ids, orjson.loads, projector._apply
-        preparser, writes = self.preparser, self.writes
+        preparser = self.preparser
+        writes = preparser.writes if preparser is not None else {}
         batch = _Batch(connection, self.registry, projector._rows, app=self.app, context=projector._context,
                        physical=self.physical, writer=writer)
         applied = 0
@@ -779,7 +780,7 @@ class Rebuild:
                 found = ids.get(stored_id)
                 aggregate_id = found[1] if found is not None else decoder.aggregate_id(stored_id, convert_id)
                 if builder is not None:
-                    parsed = preparser.take(position) if preparser is not None and topic in writes else MISSING
+                    parsed = preparser.take(position) if topic in writes else MISSING
                     if parsed is MISSING:
                         try:
                             state = loads(raw)
