@@ -1021,12 +1021,13 @@ class _Verification:
 
 
 class AnchoredApplicationMixin:
-    """Mix in before ``Application``: every ``save()`` extends the audit chain (AUD-1).
+    """Mix in before ``Application``: every ``save()`` chains its events in its own transaction (AUD-1).
 
-    ``audit_extend_on_save = False`` (class or instance) or ``with app.audit_bulk_load():``
-    turns per-save extension off; the bulk block extends once at its end. A failure to
-    extend after a committed save raises ``AuditChainLagError`` (the save stands).
-    Class attribute ``audit_anchor_path`` selects the anchor file.
+    The events of a save are hashed in memory and their chain rows and one anchor row are written
+    by the recorder before the commit (``ledger.audit_append``): a save is chained or not stored.
+    ``with app.audit_bulk_load():`` (or ``audit_extend_on_save = False``) stores without chaining,
+    for seeding a store; the chain is extended once at the block's end. Class attribute
+    ``audit_anchor_path`` selects the anchor file (appended after the commit).
     """
 
     audit_extend_on_save: bool = True
@@ -1036,19 +1037,62 @@ class AnchoredApplicationMixin:
         super().__init__(*args, **kwargs)
         app: Any = self
         self.audit = AuditChain(app, anchor_path=self.audit_anchor_path)
+        from ledger.audit_append import ChainAppender
+
+        self._audit_appender = ChainAppender(self.audit)
+        if hasattr(type(app.recorder), "audit_appender"):
+            app.recorder.audit_appender = self._audit_appender
+        self._audit_selfcheck = strtobool(os.environ.get("GJJ_AUDIT_SELFCHECK", "n") or "n")
+
+    def construct_env(self, name: str, env: Any = None) -> Any:
+        from eventsourcing.utils import get_topic
+
+        from ledger.audit_append import ChainedPostgresApplicationRecorder, ChainedSQLiteApplicationRecorder
+
+        environment = super().construct_env(name, env)  # type: ignore[misc]
+        chained = {"eventsourcing.sqlite": ChainedSQLiteApplicationRecorder,
+                   "eventsourcing.postgres": ChainedPostgresApplicationRecorder}.get(
+            environment.get("PERSISTENCE_MODULE") or "")
+        if chained is not None and not environment.get("APPLICATION_RECORDER_TOPIC"):
+            environment["APPLICATION_RECORDER_TOPIC"] = get_topic(chained)
+        return environment
+
+    @property
+    def _chains_in_transaction(self) -> bool:
+        app: Any = self
+        return self.audit_extend_on_save and getattr(app.recorder, "audit_appender", None) is not None
+
+    def _record(self, processing_event: Any) -> Any:
+        if not self._chains_in_transaction or not processing_event.events:
+            return super()._record(processing_event)  # type: ignore[misc]
+        from ledger.audit_append import check_records, records_of
+
+        app: Any = self
+        records = records_of(processing_event.events, app.mapper.transcoder)
+        if self._audit_selfcheck:
+            check_records(app.mapper, [app.mapper.to_stored_event(e) for e in processing_event.events], records)
+        heads: list[Head] = []
+        recordings = app.events.put(processing_event.events, tracking=processing_event.tracking,
+                                    audit_records=records, audit_head=heads, **processing_event.saved_kwargs)
+        if heads and not self.audit.anchors.in_transaction:
+            self.audit.anchors.append(heads[-1])  # the anchor file, after the commit
+        if app.repository.cache and not app.repository.fastforward:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                app.repository.cache.put(aggregate_id, aggregate)
+        return recordings
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         recordings = super().save(*objs, **kwargs)  # type: ignore[misc]
-        if recordings and self.audit_extend_on_save:
+        if recordings and self.audit_extend_on_save and not self._chains_in_transaction:
             try:
-                self.audit.extend()
+                self.audit.extend()  # a store without a chained recorder: extend after the commit
             except Exception as error:  # the save committed; report it apart (STACK-NOTES)
                 raise AuditChainLagError(recordings) from error
         return recordings
 
     @contextlib.contextmanager
     def audit_bulk_load(self) -> Iterator[AuditChain]:
-        """Save many batches without per-save extension; extend once at the end."""
+        """Save many batches without chaining each; extend once at the end."""
         previous = self.audit_extend_on_save
         self.audit_extend_on_save = False
         try:

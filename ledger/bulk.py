@@ -20,6 +20,18 @@ from eventsourcing.persistence import StoredEvent
 IN_LIST_MAX = 500
 
 
+def engine_of(recorder: Any) -> str | None:
+    """"sqlite", "postgres" or None (a store this module has no SQL for), by the recorder's class."""
+    from eventsourcing.postgres import PostgresAggregateRecorder
+    from eventsourcing.sqlite import SQLiteAggregateRecorder
+
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        return "sqlite"
+    if isinstance(recorder, PostgresAggregateRecorder):
+        return "postgres"
+    return None
+
+
 def _sqlite_rows(recorder: Any, table: str, ids: list[UUID], after: dict[UUID, int] | None = None,
                  latest: bool = False) -> list[StoredEvent]:
     """The rows of ``ids``: all of them, only the latest of each (a snapshot), or only those after a version."""
@@ -80,8 +92,8 @@ def existing_ids(app: Any, ids: Iterable[UUID]) -> set[UUID]:
     "already done?" check of a re-run (STACK-NOTES: check first, keep the derived id as the safety net)."""
     wanted = list(dict.fromkeys(ids))
     recorder, found = app.recorder, set()
-    module = type(recorder).__module__
-    if module.startswith("eventsourcing.sqlite"):
+    engine = engine_of(recorder)
+    if engine == "sqlite":
         for start in range(0, len(wanted), IN_LIST_MAX):
             chunk = wanted[start:start + IN_LIST_MAX]
             statement = (f"SELECT originator_id FROM {recorder.events_table_name} WHERE originator_version = 1 "
@@ -90,7 +102,7 @@ def existing_ids(app: Any, ids: Iterable[UUID]) -> set[UUID]:
                 cursor.execute(statement, [i.hex for i in chunk])
                 found.update(recorder.convert_originator_id(r["originator_id"]) for r in cursor.fetchall())
         return found
-    if module.startswith("eventsourcing.postgres"):
+    if engine == "postgres":
         from psycopg.sql import SQL, Identifier
 
         statement = SQL("SELECT originator_id FROM {schema}.{table} WHERE originator_version = 1 "
@@ -106,9 +118,10 @@ def existing_ids(app: Any, ids: Iterable[UUID]) -> set[UUID]:
 def _select(recorder: Any, ids: list[UUID], after: dict[UUID, int] | None = None,
             latest: bool = False) -> list[StoredEvent]:
     table = recorder.events_table_name
-    if type(recorder).__module__.startswith("eventsourcing.sqlite"):
+    engine = engine_of(recorder)
+    if engine == "sqlite":
         return _sqlite_rows(recorder, table, ids, after, latest)
-    if type(recorder).__module__.startswith("eventsourcing.postgres"):
+    if engine == "postgres":
         return _postgres_rows(recorder, table.split(".")[-1], ids, after, latest)
     return []  # another store (e.g. in-memory): load_many falls back to the repository
 
@@ -118,7 +131,7 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
-    if not type(app.recorder).__module__.startswith(("eventsourcing.sqlite", "eventsourcing.postgres")):
+    if engine_of(app.recorder) is None:
         return _one_by_one(app, wanted)
     snapshots: dict[UUID, StoredEvent] = {}
     if app.snapshots is not None:

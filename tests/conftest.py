@@ -35,6 +35,9 @@ from ledger.services.accounts import share
 from ledger.services.contributions import RemittanceLine
 from ledger.storage import drop_postgres_schema, parse_database_url
 
+# Every save in the tests also checks that the audit chain's in-memory canonical JSON equals the one
+# decoded from the stored event (ledger.audit_append.check_records).
+os.environ.setdefault("GJJ_AUDIT_SELFCHECK", "y")
 POSTGRES_URL = os.environ.get("GJJ_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 START = datetime(2024, 6, 1, 10, 0, tzinfo=CHINA_TZ)

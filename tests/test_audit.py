@@ -510,29 +510,76 @@ def test_anchor_table_is_append_only(store: Store, apps: Any) -> None:
 # -- catch-up, bulk loads, concurrency -------------------------------------------------------------
 
 
-def test_extend_catches_up_after_a_crash_between_commit_and_extend(
+def test_a_failure_while_chaining_rolls_the_save_back(
     store: Store, apps: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The chain rows are written in the save's own transaction: no event is ever stored unchained."""
+    from ledger.audit_append import ChainAppender
+
     bank = apps()
     (account_id,) = seed(bank, accounts=1, credits=1)
-    chained = bank.audit.head()
+    chained, positions = bank.audit.head(), store.positions()
 
-    def crash(self: AuditChain) -> Head:
+    def crash(self: ChainAppender, *args: Any) -> Head:
         raise OSError("process died")
 
-    monkeypatch.setattr(AuditChain, "extend", crash)
-    with pytest.raises(AuditChainLagError) as raised:
+    monkeypatch.setattr(ChainAppender, "append", crash)
+    with pytest.raises(OSError):
         bank.credit(account_id, "42.00")
     monkeypatch.undo()
-    assert raised.value.recordings  # the save committed
-    assert bank.repository.get(account_id).balance == Decimal("142.00")
+    assert store.positions() == positions  # nothing stored
+    assert apps().repository.get(account_id).balance == Decimal("100.00")
+    assert bank.audit.head() == chained and bank.audit.verify().ok
+    bank.credit(account_id, "42.00")
+    assert bank.audit.head().count == chained.count + 1 and bank.audit.verify().ok
+
+
+def test_each_save_is_chained_before_it_commits(store: Store, apps: Any) -> None:
+    bank = apps()
+    (account_id,) = seed(bank, accounts=1, credits=1)
+    anchors = store.count(store.anchor_table)
+    for day in range(2, 5):
+        bank.credit(account_id, "1.00", day=day)
+        assert bank.audit.head().position == store.positions()[-1]  # no extend() call in between
+    assert store.count(store.anchor_table) == anchors + 3
+    assert bank.audit.verify().ok
+
+
+def test_a_forged_row_stops_the_next_save_instead_of_being_chained(store: Store, apps: Any) -> None:
+    """Issue 16: an event appended behind the chain's back was buried by the next ordinary save."""
+    bank = apps()
+    (account_id,) = seed(bank, accounts=1, credits=2)
+    originator_id, version, topic, state = store.row(store.positions()[-1])
+    forged_at = store.positions()[-1] + 5  # ahead of PostgreSQL's sequence, as a careful forger would
+    store.insert(forged_at, originator_id, version + 1, topic, state)  # a duplicate credit
+    problem = only_problem(bank.audit.verify())
+    assert (problem.position, problem.kind) == (forged_at, UNCHAINED)
+    positions = store.positions()
+    with pytest.raises(AuditTamperedError, match="not chained"):
+        bank.open("holder x")  # an ordinary save of another aggregate
+    assert store.positions() == positions  # refused whole: nothing stored
+    problem = only_problem(bank.audit.verify())
+    assert (problem.position, problem.kind) == (forged_at, UNCHAINED)  # still named, not buried
+
+
+def test_after_a_crashed_bulk_load_the_next_save_waits_for_staff(store: Store, apps: Any) -> None:
+    """Rows a crashed bulk load left unchained stop chained saves until staff extend the chain."""
+    bank = apps()
+    (account_id,) = seed(bank, accounts=1, credits=1)
+    bank.audit_extend_on_save = False  # a bulk load that died before its extend
+    bank.credit(account_id, "42.00")
+    bank.audit_extend_on_save = True
     unchained_at = store.positions()[-1]
+    with pytest.raises(AuditTamperedError):
+        bank.credit(account_id, "1.00", day=2)
     problem = only_problem(bank.audit.verify())
     assert (problem.position, problem.kind) == (unchained_at, UNCHAINED)
     assert bank.audit.verify(unchained_ok=True).ok
-    restarted = apps()  # a new process
+    restarted = apps()  # staff judged the rows: a new process extends the chain
     head = restarted.audit.extend()
-    assert head.count == chained.count + 1 and head.position == unchained_at
+    assert head.position == unchained_at and restarted.audit.verify().ok
+    restarted.credit(account_id, "1.00", day=2)
+    assert restarted.repository.get(account_id).balance == Decimal("143.00")
     assert restarted.audit.verify().ok
 
 

@@ -1,0 +1,280 @@
+"""Extending the audit chain (AUD-1) in the same transaction as the events it covers.
+
+A save's events are hashed from the domain events in memory (never by decoding what was
+just stored): :func:`records_of` gives each event's canonical JSON with orjson, which writes
+exactly what :func:`ledger.audit.canonical_json` writes for the values events hold (sorted
+keys, no spaces, UTF-8, Decimal as its string, dates ISO 8601, UUIDs as text, registered
+types as ``{"_type_", "_data_"}``); anything orjson cannot write the same way falls back to
+the slow walk. The recorder subclasses below insert the events, then, with the same cursor
+and before the commit, the chain rows of exactly those events and one anchor row:
+
+- the chain head is read under the write lock (SQLite's, or an EXCLUSIVE lock of the chain
+  table on PostgreSQL, taken before the events are inserted so that positions are handed
+  out in commit order);
+- any stored event between the chain head and this save's first position — a row appended
+  behind the chain's back, or one a crashed older process left unchained — stops the save
+  (``AuditTamperedError``): extending the chain over it would bury it. ``gjj audit verify``
+  names it; ``gjj audit extend`` chains it once staff have judged it;
+- each aggregate's previous link is read from the chain and must be the version just before
+  this save's first event of that aggregate.
+
+A failure anywhere rolls the whole save back: events are never stored unchained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Sequence
+
+import orjson
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import get_topic, retry
+from eventsourcing.persistence import InterfaceError, OperationalError
+
+from ledger.audit import (
+    GENESIS_HASH,
+    AuditDecodeError,
+    AuditTamperedError,
+    EventRecord,
+    Head,
+    canonical_json,
+    link,
+)
+
+ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+IN_LIST_MAX = 500
+CHAIN_COLUMNS = ("position", "previous_position", "chain_count", "originator_id", "originator_version",
+                 "topic", "state_hash", "aggregate_hash", "global_hash")
+
+
+class _SlowPath(Exception):
+    """A value orjson would not write as the canonical walk does."""
+
+
+def _default(transcoder: Any) -> Any:
+    types = getattr(transcoder, "types", {})
+
+    def default(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        transcoding = types.get(type(value))
+        if transcoding is not None:
+            return {"_type_": transcoding.name, "_data_": transcoding.encode(value)}
+        raise _SlowPath(type(value).__name__)
+
+    return default
+
+
+def canonical_fast(value: Any, transcoder: Any, default: Any = None) -> bytes:
+    """``canonical_json(value, transcoder)``, written by orjson where it writes the same."""
+    try:
+        return orjson.dumps(value, default=default or _default(transcoder), option=ORJSON_OPTIONS)
+    except (orjson.JSONEncodeError, _SlowPath, TypeError):
+        return canonical_json(value, transcoder)
+
+
+def _has_float(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return True
+    if kind is dict:
+        return any(_has_float(v) for v in value.values())
+    if kind is list or kind is tuple:
+        return any(_has_float(v) for v in value)
+    return False
+
+
+def records_of(events: Sequence[Any], transcoder: Any) -> list[EventRecord]:
+    """The canonical JSON and state hash of each domain event, as ``ledger.audit.event_record``
+    gives them for the stored event (the mapper's ``to_stored_event`` state, never upcast)."""
+    default = _default(transcoder)
+    records = []
+    for event in events:
+        state = dict(vars(event))
+        aggregate_id = state.pop("originator_id")
+        version = state.pop("originator_version")
+        class_version = getattr(type(event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        if _has_float(state):  # orjson writes some floats differently; the ledger stores none
+            state_json, document_json = _slow_record(event, state, aggregate_id, version, transcoder)
+        else:
+            recorded_time = state.pop("timestamp", None)
+            document = {"aggregate_id": str(aggregate_id), "version": version, "topic": get_topic(type(event)),
+                        "recorded_time": recorded_time, "state": state}
+            document_json = canonical_fast(document, transcoder, default)
+            state["timestamp"] = recorded_time
+            state_json = canonical_fast(state, transcoder, default)
+        records.append(EventRecord(canonical=document_json, state_hash=hashlib.sha256(state_json).hexdigest()))
+    return records
+
+
+def _slow_record(event: Any, state: dict[str, Any], aggregate_id: Any, version: int,
+                 transcoder: Any) -> tuple[bytes, bytes]:
+    body = dict(state)
+    recorded_time = body.pop("timestamp", None)
+    document = {"aggregate_id": str(aggregate_id), "version": version, "topic": get_topic(type(event)),
+                "recorded_time": recorded_time, "state": body}
+    return canonical_json(state, transcoder), canonical_json(document, transcoder)
+
+
+# -- the appender ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ChainAppender:
+    """Writes chain rows and the anchor with the cursor of the transaction storing the events.
+
+    ``chain`` is the application's :class:`ledger.audit.AuditChain` (table names, dialect).
+    """
+
+    chain: Any
+
+    @property
+    def store(self) -> Any:
+        return self.chain.store
+
+    def lock(self, cursor: Any) -> None:
+        self.store.lock_chain(cursor)
+
+    def head(self, cursor: Any) -> Head:
+        cursor.execute(f"SELECT position, global_hash, chain_count FROM {self.store.chain} "
+                       "ORDER BY position DESC LIMIT 1")
+        row = cursor.fetchone()
+        return Head(row["position"], row["global_hash"], row["chain_count"]) if row else Head(0, GENESIS_HASH, 0)
+
+    def check_nothing_unchained(self, cursor: Any, head: Head, positions: Sequence[int]) -> None:
+        """Under the write lock, every stored event after the chain head is one of this save's."""
+        column = "rowid" if self.store.marker == "?" else "notification_id"
+        cursor.execute(self.store.sql(f"SELECT COUNT(*) AS n FROM {self.store.events} WHERE {column} > ?"),
+                       [head.position])
+        row = cursor.fetchone()
+        if (row["n"] if row is not None else 0) == len(positions):
+            return
+        ours = set(positions)
+        cursor.execute(self.store.sql(f"SELECT {column} AS p FROM {self.store.events} WHERE {column} > ? "
+                                      f"ORDER BY {column}"), [head.position])
+        found = next((r["p"] for r in cursor.fetchall() if r["p"] not in ours), None)
+        raise AuditTamperedError(
+            f"event at position {found} is stored after the chain head ({head.position}) but not chained: "
+            "refusing to extend the chain over it; run `gjj audit verify` (AUD-1)")
+
+    def previous_links(self, cursor: Any, stored: Sequence[StoredEvent]) -> dict[str, str]:
+        """Each aggregate's last aggregate hash, checked to be the version before its first new event."""
+        first_versions: dict[str, int] = {}
+        for event in stored:
+            key = str(event.originator_id)
+            if key not in first_versions:
+                first_versions[key] = event.originator_version
+        wanted = [key for key, version in first_versions.items() if version > 1]
+        found: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(wanted), IN_LIST_MAX):
+            chunk = wanted[start:start + IN_LIST_MAX]
+            cursor.execute(self.store.sql(
+                f"SELECT c.originator_id AS originator_id, c.originator_version AS originator_version, "
+                f"c.aggregate_hash AS aggregate_hash FROM {self.store.chain} c WHERE c.position IN "
+                f"(SELECT MAX(position) FROM {self.store.chain} WHERE originator_id IN "
+                f"({','.join('?' * len(chunk))}) GROUP BY originator_id)"), chunk)
+            for row in cursor.fetchall():
+                found[row["originator_id"]] = (row["originator_version"], row["aggregate_hash"])
+        links = {}
+        for key, version in first_versions.items():
+            if version == 1:
+                links[key] = GENESIS_HASH
+                continue
+            previous = found.get(key)
+            if previous is None or previous[0] != version - 1:
+                chained = "nothing" if previous is None else f"version {previous[0]}"
+                raise AuditTamperedError(f"aggregate {key}: the chain holds {chained}, the save starts at version "
+                                         f"{version}: an earlier event of it is unchained (AUD-1)")
+            links[key] = previous[1]
+        return links
+
+    def append(self, cursor: Any, positions: Sequence[int], stored: Sequence[StoredEvent],
+               records: Sequence[EventRecord]) -> Head:
+        """Chain ``stored`` (just inserted at ``positions``) and anchor the new head."""
+        assert len(positions) == len(stored) == len(records), (len(positions), len(stored), len(records))
+        head = self.head(cursor)
+        self.check_nothing_unchained(cursor, head, positions)
+        links = self.previous_links(cursor, stored)
+        rows, global_hash, previous, count = [], head.hash, head.position, head.count
+        for position, event, record in zip(positions, stored, records):
+            key = str(event.originator_id)
+            aggregate_hash = link(links[key], record.canonical)
+            global_hash = link(global_hash, record.canonical)
+            count += 1
+            rows.append((position, previous if count > 1 else None, count, key, event.originator_version,
+                         event.topic, record.state_hash, aggregate_hash, global_hash))
+            links[key] = aggregate_hash
+            previous = position
+        cursor.executemany(self.store.sql(f"INSERT INTO {self.store.chain} ({','.join(CHAIN_COLUMNS)}) "
+                                          f"VALUES ({','.join('?' * len(CHAIN_COLUMNS))})"), rows)
+        new_head = Head(previous, global_hash, count)
+        if self.chain.anchors.in_transaction:
+            self.chain.anchors.append(new_head, cursor)
+        return new_head
+
+
+# -- recorders ------------------------------------------------------------------------------------
+
+
+class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+    """SQLite: events and their chain rows in one transaction (the database's write lock serialises)."""
+
+    audit_appender: ChainAppender | None = None
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        records = kwargs.get("audit_records")
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        if records is not None and self.audit_appender is not None and stored_events:
+            assert positions is not None
+            kwargs["audit_head"].append(self.audit_appender.append(c, positions, stored_events, records))
+        return positions
+
+
+class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
+    """PostgreSQL: the chain table is locked before the events are inserted, so positions follow the
+    order in which saves commit, and the chain rows are written before the commit."""
+
+    audit_appender: ChainAppender | None = None
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        records = kwargs.get("audit_records")
+        appender = self.audit_appender
+        if records is None or appender is None or not stored_events:
+            return super().insert_events(stored_events, **kwargs)
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{self.datastore.lock_timeout}s'")
+            appender.lock(cursor)
+            positions = self._insert_returning(cursor, stored_events)
+            kwargs["audit_head"].append(appender.append(cursor, positions, stored_events, records))
+        return positions
+
+    def _insert_returning(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
+        rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+                for e in stored_events]
+        if self.datastore.enable_db_functions:
+            cursor.execute(self.sql_invoke_pg_function_insert_events, (rows,), prepare=True)
+            return [row[self.pg_function_name_insert_events] for row in cursor.fetchall()]
+        cursor.execute(self.insert_events_statement, (rows,))  # INSERT … SELECT FROM unnest … RETURNING
+        return [row["notification_id"] for row in cursor.fetchall()]
+
+
+def check_records(mapper: Any, stored: Sequence[StoredEvent], records: Sequence[EventRecord]) -> None:
+    """Self-check (tests set ``GJJ_AUDIT_SELFCHECK``): the in-memory record equals the stored one."""
+    from ledger.audit import event_record
+    from eventsourcing.persistence import Notification
+
+    for event, record in zip(stored, records):
+        note = Notification(id=0, originator_id=event.originator_id, originator_version=event.originator_version,
+                            topic=event.topic, state=event.state)
+        expected = event_record(mapper, note)
+        if expected != record:
+            raise AuditDecodeError(f"in-memory canonical JSON differs from the stored event's: "
+                                   f"{record.canonical[:200]!r} vs {expected.canonical[:200]!r} (AUD-1)")
+
