@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from ledger.aggregates.base import LedgerAggregate, recording
+from ledger.aggregates.base import HistoryRequired, LedgerAggregate, recording
 from ledger.aggregates.documents import DailySequence, IdempotencyRecord
 from ledger.aggregates.errors import IdempotencyConflictError, ValueDateError
 from ledger.money import Money
@@ -31,6 +31,7 @@ from ledger.storage import StorageConfig, config_from_env, prepare
 logger = logging.getLogger("gjj.ledger")
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
 CONFLICT_RETRY_MAX = 8
+HISTORY_RELOADS_MAX = 32  # aggregates one command may need in history mode (ADR 0015)
 NOTIFICATION_PAGE_SIZE = 1000
 
 
@@ -108,6 +109,7 @@ class LedgerBase(Application):
         super().__init__(env=merged)
         self.policy = policy or load_policy()
         self.clock = clock or Clock()
+        self.history_ids: set[UUID] = set()  # loaded from all their events for the command in progress
 
     def construct_transcoder(self) -> JSONTranscoder:
         """eventsourcing's JSON transcoder with the orjson decoder (ledger/transcoding.py)."""
@@ -140,9 +142,51 @@ class LedgerBase(Application):
         return value_date
 
     # -- loading -------------------------------------------------------------
+    def get(self, aggregate_id: UUID) -> Any:
+        """``repository.get``, or a replay of every event (history mode) for an aggregate the command in
+        progress needs whole, or whose compact snapshot cannot take one of its later events."""
+        if aggregate_id in self.history_ids:
+            return self.replay_whole(aggregate_id)
+        try:
+            return self.repository.get(aggregate_id)
+        except HistoryRequired:
+            return self.replay_whole(aggregate_id)
+
+    def replay_whole(self, aggregate_id: UUID, version: int | None = None) -> Any:
+        """The aggregate from all its events, no snapshot: its whole history (ADR 0015)."""
+        aggregate = None
+        for domain_event in self.events.get(aggregate_id, lte=version):
+            aggregate = domain_event.mutate(aggregate)
+        if aggregate is None:
+            raise AggregateNotFoundError(aggregate_id)
+        return aggregate
+
+    def as_of(self, aggregate: Any, query: Callable[[Any], Any]) -> Any:
+        """``query(aggregate)``, or on the aggregate's whole history when it reaches past the snapshot."""
+        try:
+            return query(aggregate)
+        except HistoryRequired:
+            return query(self.replay_whole(aggregate.id))
+
+    def with_history(self, query: Callable[[], Any]) -> Any:
+        """Run a query, reloading in history mode whatever aggregate it finds too compact."""
+        for _attempt in range(HISTORY_RELOADS_MAX):
+            try:
+                return query()
+            except HistoryRequired as need:
+                self._need_history(need)
+            finally:
+                pass
+        raise ConcurrencyConflictError(f"more than {HISTORY_RELOADS_MAX} aggregates needed their history")
+
+    def _need_history(self, need: HistoryRequired) -> None:
+        if need.aggregate_id in self.history_ids:
+            raise AssertionError(f"history mode still lacks history: {need}") from need
+        self.history_ids.add(need.aggregate_id)
+
     def load(self, cls: type, aggregate_id: UUID, field: str, label: str = "") -> Any:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate = self.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFoundError(f"no {cls.__name__} {label}".rstrip(), field) from None
         if not isinstance(aggregate, cls):
@@ -157,7 +201,7 @@ class LedgerBase(Application):
 
     def find(self, aggregate_id: UUID) -> Any | None:
         try:
-            return self.repository.get(aggregate_id)
+            return self.get(aggregate_id)
         except AggregateNotFoundError:
             return None
 
@@ -171,25 +215,35 @@ class LedgerBase(Application):
         reloads and reruns the body (the failed aggregates lost their events).
         """
         digest = content_hash({"command": command, **content})
-        for _attempt in range(CONFLICT_RETRY_MAX):
-            if key:
-                first = self._idempotent_result(key, digest)
-                if first is not None:
-                    return first
-            with recording(self.clock.now()):
-                result, aggregates = body()
-                self.before_save(aggregates)
-                extra = [IdempotencyRecord(key=key, command=command, content_hash=digest, result=result)] if key else []
-            try:
-                self.save(*aggregates, *extra)
-            except IntegrityError:
-                continue
-            except Exception as error:
-                if type(error).__name__ != "AuditChainLagError":
-                    raise
-                # The events committed; the audit chain catches up at the next extend (AUD-1).
-                logger.warning("%s committed but the audit chain lags: %s", command, error.__cause__)
-            return result
+        attempts = 0
+        try:
+            while attempts < CONFLICT_RETRY_MAX:
+                if key:
+                    first = self._idempotent_result(key, digest)
+                    if first is not None:
+                        return first
+                try:
+                    with recording(self.clock.now()):
+                        result, aggregates = body()
+                        self.before_save(aggregates)
+                        extra = [IdempotencyRecord(key=key, command=command, content_hash=digest, result=result)] \
+                            if key else []
+                except HistoryRequired as need:  # nothing was saved: load it whole and run again (ADR 0015)
+                    self._need_history(need)
+                    continue
+                attempts += 1
+                try:
+                    self.save(*aggregates, *extra)
+                except IntegrityError:
+                    continue
+                except Exception as error:
+                    if type(error).__name__ != "AuditChainLagError":
+                        raise
+                    # The events committed; the audit chain catches up at the next extend (AUD-1).
+                    logger.warning("%s committed but the audit chain lags: %s", command, error.__cause__)
+                return result
+        finally:
+            self.history_ids.clear()
         raise ConcurrencyConflictError(f"{command}: gave up after {CONFLICT_RETRY_MAX} conflicting attempts")
 
     def before_save(self, aggregates: Sequence[LedgerAggregate]) -> None:

@@ -127,25 +127,44 @@ def _select(recorder: Any, ids: list[UUID], after: dict[UUID, int] | None = None
 
 
 def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
-    """Aggregates by id (ids with no events are absent), as ``repository.get`` would return them."""
+    """Aggregates by id (ids with no events are absent), as ``repository.get`` would return them.
+
+    An aggregate the command in progress needs whole (``app.history_ids``), or whose compact snapshot
+    cannot take one of its later events (``HistoryRequired``), is replayed from all its events."""
+    from ledger.aggregates.base import HistoryRequired
+
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
     if engine_of(app.recorder) is None:
         return _one_by_one(app, wanted)
+    whole = [i for i in wanted if i in getattr(app, "history_ids", ())]
+    compact = [i for i in wanted if i not in whole]
     snapshots: dict[UUID, StoredEvent] = {}
-    if app.snapshots is not None:
-        for stored in _select(app.snapshots.recorder, wanted, latest=True):  # each aggregate's latest only
+    if app.snapshots is not None and compact:
+        for stored in _select(app.snapshots.recorder, compact, latest=True):  # each aggregate's latest only
             snapshots[stored.originator_id] = stored
     aggregates: dict[UUID, Any] = {}
     for originator_id, stored in snapshots.items():
         aggregates[originator_id] = app.mapper.to_domain_event(stored).mutate(None)
     after = {originator_id: aggregate.version for originator_id, aggregate in aggregates.items()}
-    for stored in _select(app.recorder, wanted, after=after):  # only the events after each snapshot
+    for stored in _select(app.recorder, compact, after=after):  # only the events after each snapshot
+        if stored.originator_id in whole:
+            continue
         current = aggregates.get(stored.originator_id)
         if current is not None and stored.originator_version <= current.version:
             continue
-        aggregates[stored.originator_id] = app.mapper.to_domain_event(stored).mutate(current)
+        try:
+            aggregates[stored.originator_id] = app.mapper.to_domain_event(stored).mutate(current)
+        except HistoryRequired:
+            whole.append(stored.originator_id)
+            aggregates.pop(stored.originator_id, None)
+    for aggregate_id in whole:
+        try:
+            aggregates[aggregate_id] = app.replay_whole(aggregate_id)
+        except Exception as error:  # no events at all: absent, as for the others
+            if type(error).__name__ != "AggregateNotFoundError":
+                raise
     return aggregates
 
 

@@ -31,6 +31,20 @@ _recorded_at: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
 )
 
 
+class HistoryRequired(Exception):
+    """A rule reached back past what a compact aggregate keeps (its ``horizon``).
+
+    Not a refusal: the application loads the aggregate again from all its events (history mode,
+    no snapshot) and runs the command or query again. Raised before any event exists, or while a
+    compact aggregate is given an event it cannot apply without its history (an old event
+    format); either way nothing has been saved.
+    """
+
+    def __init__(self, aggregate_id: Any, why: str):
+        self.aggregate_id = aggregate_id
+        super().__init__(f"{aggregate_id}: {why} needs the aggregate's history")
+
+
 class NoRecordingTimeError(RuntimeError):
     """An event was created outside ``recording()``: the entry point forgot the time."""
 

@@ -5,6 +5,16 @@ Balances are replayed from events. Every posting that changes the balance is a
 the movements with value date ≤ D (MNY-4). Each public method checks its rule
 and raises the exception named after it before any event exists; the private
 ``@event`` methods only apply. Postings carry their journal entry (GL-1).
+
+Decision state, bounded in the account's age (issue 14, ADR 0015): a snapshot keeps what the
+rules decide on — balance, state, freezes, current base, the credited periods of the last
+months, the movements since the last interest settlement (INT-1 needs them), the settlement
+itself and recent withdrawals (WD-2 windows) — and folds everything older into ``carried``.
+Its ``horizon`` is the first value date it still holds movements for. A rule that reaches
+back past it (a balance as of an old date, the reversal of an old posting, COR-3 over settled
+years) raises :class:`~ledger.aggregates.base.HistoryRequired`, and the application replays the
+account from all its events (``horizon`` None: history mode) and asks again. The snapshot
+codec is ``ledger.aggregates.fund_compact``.
 """
 
 from __future__ import annotations
@@ -15,8 +25,9 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
+from eventsourcing.utils import get_topic as _topic
 
-from ledger.aggregates.base import LedgerAggregate, balanced, derive_id, journal_line, mirror
+from ledger.aggregates.base import HistoryRequired, LedgerAggregate, balanced, derive_id, journal_line, mirror
 from ledger.aggregates.errors import (
     AccountFrozenError,
     AccountStateError,
@@ -81,14 +92,96 @@ class FundAccount(LedgerAggregate):
         self.interest_years: dict[str, dict[str, Any]] = {}  # "2024" (start year) -> settlement
         self.withdrawals: list[dict[str, Any]] = []
         self.agreement: str | None = None  # WD-4: rent | standing | offset
+        # decision-state bookkeeping (module docstring); None/0 in history mode
+        self.horizon: date | None = None
+        self.carried = Decimal(0)  # Σ movements folded before the horizon
+        self.total = Decimal(0)  # the balance, kept as postings apply
+        self.credited_from: str | None = None  # periods before it are folded
+        self.bases_from: str | None = None
+        self.withdrawals_from: date | None = None
+        self.last_withdrawn_on: dict[str, date] = {}  # WD-1 next-allowed date, per kind
+        self.offset_by_year: dict[str, Decimal] = {}  # WD-2 loan-repayment cap: offset debits per calendar year
+
+    class Snapshot(LedgerAggregate.Snapshot):
+        """A compact snapshot: the decision state, encoded by ``ledger.aggregates.fund_compact``."""
+
+        @classmethod
+        def take(cls, aggregate: "FundAccount") -> "FundAccount.Snapshot":  # type: ignore[override]
+            from ledger.aggregates.fund_compact import encode
+
+            return cls(originator_id=aggregate.id, originator_version=aggregate.version,  # type: ignore[call-arg]
+                       timestamp=cls.create_timestamp(), topic=_topic(type(aggregate)),
+                       state=encode(aggregate))
+
+        def mutate(self, _: None) -> "FundAccount":  # type: ignore[override]
+            from ledger.aggregates.fund_compact import decode
+
+            return decode(self.state, self.originator_id, self.originator_version)
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot written before decision state (the whole history): add the bookkeeping."""
+        state.update(horizon=None, carried=Decimal(0), credited_from=None, bases_from=None,
+                     withdrawals_from=None)
+        state["total"] = sum((m[1] for m in state["movements"]), Decimal(0))
+        state["last_withdrawn_on"] = {}
+        for row in state.get("withdrawals", []):
+            state["last_withdrawn_on"][row["kind"]] = row["value_date"]
+        state["offset_by_year"] = {}
+        for value_date, amount, kind, _posting in state["movements"]:
+            if kind == "offset":
+                key = str(value_date.year)
+                state["offset_by_year"][key] = state["offset_by_year"].get(key, Decimal(0)) + amount
+
+    class_version = 2
+
+    # -- history (decision state) -------------------------------------------
+    def needs_history(self, why: str) -> HistoryRequired:
+        return HistoryRequired(self.id, why)
+
+    def check_reaches(self, day: date, why: str) -> None:
+        """Balances as of ``day`` are known when no folded movement is dated after it."""
+        if self.horizon is not None and day < self.horizon - timedelta(days=1):
+            raise self.needs_history(f"{why} as of {day} (before {self.horizon})")
+
+    def posting(self, posting_id: str) -> dict[str, Any] | None:
+        """The posting, or None when the account never had it (history mode finds old ones)."""
+        found = self.postings.get(posting_id)
+        if found is None and self.horizon is not None:
+            raise self.needs_history(f"posting {posting_id}")
+        return found
+
+    def movements_since(self, day: date) -> list[list[Any]]:
+        """Movements value-dated on or after ``day``, with what came before as one ``carried`` line."""
+        self.check_reaches(day, "movements")
+        rows = [m for m in self.movements if m[0] >= day]
+        before = self.carried + sum((m[1] for m in self.movements if m[0] < day), Decimal(0))
+        return [[day - timedelta(days=1), before, "carried", None], *rows] if before else rows
+
+    def credited_kinds(self, period: str) -> dict[str, Decimal]:
+        """CON-2: what each kind credited for ``period``."""
+        if self.credited_from is not None and period < self.credited_from:
+            raise self.needs_history(f"credited period {period}")
+        return self.credited.get(period, {})
+
+    def withdrawals_since(self, day: date) -> list[dict[str, Any]]:
+        """WD-2 windows: the withdrawals value-dated on or after ``day``."""
+        if self.withdrawals_from is not None and day < self.withdrawals_from:
+            raise self.needs_history(f"withdrawals since {day}")
+        return [w for w in self.withdrawals if w["value_date"] >= day]
+
+    def offset_debits_in(self, year: int) -> Money:
+        """WD-2: fund debits for loan repayment (冲还贷) value-dated in calendar ``year``."""
+        return Money(-self.offset_by_year.get(str(year), Decimal(0)))
 
     # -- queries ----------------------------------------------------------
     @property
     def balance(self) -> Money:
-        return Money(sum((m[1] for m in self.movements), Decimal(0)))
+        return Money(self.total)
 
     def balance_as_of(self, day: date) -> Money:
-        return Money(sum((m[1] for m in self.movements if m[0] <= day), Decimal(0)))
+        self.check_reaches(day, "balance")
+        return Money(self.carried + sum((m[1] for m in self.movements if m[0] <= day), Decimal(0)))
 
     @property
     def frozen_sum(self) -> Money:
@@ -115,14 +208,21 @@ class FundAccount(LedgerAggregate):
         return STATE_CODES[self.state]
 
     def base_for(self, period: str) -> Money | None:
+        if self.bases_from is not None and period < self.bases_from:
+            raise self.needs_history(f"base for {period}")
         chosen = None
         for from_period, base in self.bases:
             if from_period <= period:
                 chosen = base
         return chosen
 
-    def interest_movements(self) -> list[tuple[date, Decimal, str]]:
-        return [(m[0], m[1], m[2]) for m in self.movements]
+    def interest_movements(self, since: date | None = None) -> list[tuple[date, Decimal, str]]:
+        """INT-1 flows from ``since`` (a settlement's start) with the balance carried into it."""
+        if since is None:
+            if self.horizon is not None:
+                raise self.needs_history("every movement")
+            return [(m[0], m[1], m[2]) for m in self.movements]
+        return [(m[0], m[1], m[2]) for m in self.movements_since(since)]
 
     # -- state checks -----------------------------------------------------
     def check_open(self) -> None:
@@ -144,6 +244,7 @@ class FundAccount(LedgerAggregate):
         ACC-3 with MNY-4: a debit value-dated ``day`` (or a reversal of a credit of that day) must
         leave every balance from then on at zero or above, not only today's.
         """
+        self.check_reaches(day, "lowest balance")
         by_day: dict[date, Decimal] = {}
         for value_date, amount, *_ in self.movements:
             if value_date > day:
@@ -182,7 +283,7 @@ class FundAccount(LedgerAggregate):
         ``period_cap``: what base and ratios give for the period (CON-2); a back-payment never takes the
         period beyond it, also when two back-payments were registered before either was paid."""
         self.check_can_contribute(period, kind)
-        if kind == "remittance" and "remittance" in self.credited.get(period, {}):
+        if kind == "remittance" and "remittance" in self.credited_kinds(period):
             raise PeriodAlreadyCreditedError(f"period {period} is already credited by remittance", field="period")
         amount = employer_amount + employee_amount
         if kind == "back-payment" and period_cap is not None and self.credited_total(period) + amount > period_cap:
@@ -204,12 +305,16 @@ class FundAccount(LedgerAggregate):
         self._post(posting_id, value_date, amount, kind, journal, {"period": period, "document": document_key})
 
     def credited_total(self, period: str) -> Money:
-        return Money(sum(self.credited.get(period, {}).values(), Decimal(0)))
+        return Money(sum(self.credited_kinds(period).values(), Decimal(0)))
 
     # -- movements ----------------------------------------------------------
     def _post(self, posting_id: str, value_date: date, amount: Decimal, kind: str,
               journal: list[dict[str, Any]], detail: dict[str, Any]) -> None:
         self.movements.append([value_date, amount, kind, posting_id])
+        self.total += amount
+        if kind == "offset":
+            key = str(value_date.year)
+            self.offset_by_year[key] = self.offset_by_year.get(key, Decimal(0)) + amount
         self.postings[posting_id] = {"value_date": value_date, "amount": amount, "kind": kind,
                                      "journal": journal, "detail": detail, "reversed": False}
 
@@ -243,6 +348,7 @@ class FundAccount(LedgerAggregate):
                    {"kind": kind, "code": code, "payee": payee, "evidence": evidence})
         self.withdrawals.append({"kind": kind, "code": code, "amount": amount, "value_date": value_date,
                                  "posting_id": posting_id, "evidence": evidence})
+        self.last_withdrawn_on[kind] = max(value_date, self.last_withdrawn_on.get(kind, value_date))
         if closing:
             self.state = CLOSED
             self.close_reason = "withdrawal"
@@ -284,7 +390,7 @@ class FundAccount(LedgerAggregate):
                            interest_adjustment: Money | None = None) -> None:
         """COR-1: the loan payment this fund debit made was reversed; the money comes back on the original's
         value date. The loan's mirrored journal carries Cr 2001; a settled year gets its COR-3 adjustment."""
-        original = self.postings.get(posting_id)
+        original = self.posting(posting_id)
         if original is None or original["journal"] or original["amount"] >= 0:
             raise ReversalError(f"no fund debit for a loan {posting_id} on this account", field="posting")
         if original["reversed"]:
@@ -293,7 +399,8 @@ class FundAccount(LedgerAggregate):
             raise ReversalError("the account is closed; recover the money as in WD-3", field="posting")
         self._reversed(posting_id=posting_id, reversal_id=f"rev:{posting_id}", value_date=original["value_date"],
                        correction_date=correction_date, amount=Money(-original["amount"]), reason=reason,
-                       journal=[], interest_adjustment=interest_adjustment or ZERO)
+                       journal=[], interest_adjustment=interest_adjustment or ZERO,
+                       original_kind=original["kind"], original_period=original["detail"].get("period"))
 
     def credit_back(self, amount: Money, value_date: date, posting_id: str, original_posting_id: str,
                     reason: str, journal: list[dict[str, Any]]) -> None:
@@ -442,7 +549,7 @@ class FundAccount(LedgerAggregate):
     # -- corrections (COR) --------------------------------------------------------
     def reverse(self, posting_id: str, reversal_id: str, correction_date: date, reason: str,
                 interest_adjustment: Money | None = None) -> None:
-        original = self.postings.get(posting_id)
+        original = self.posting(posting_id)
         if original is None:
             raise ReversalError(f"no posting {posting_id} on this account", field="posting")
         if original["kind"] == "reversal":
@@ -464,19 +571,25 @@ class FundAccount(LedgerAggregate):
             raise ReversalWouldOverdrawError("the interest adjustment would overdraw the account", field="posting")
         self._reversed(posting_id=posting_id, reversal_id=reversal_id, value_date=original["value_date"],
                        correction_date=correction_date, amount=Money(-original["amount"]), reason=reason,
-                       journal=mirror(original["journal"]), interest_adjustment=adjustment)
+                       journal=mirror(original["journal"]), interest_adjustment=adjustment,
+                       original_kind=original["kind"], original_period=original["detail"].get("period"))
 
     @event("Reversed")
     def _reversed(self, posting_id: str, reversal_id: str, value_date: date, correction_date: date, amount: Money,
-                  reason: str, journal: list[dict[str, Any]], interest_adjustment: Money) -> None:
-        original = self.postings[posting_id]
-        original["reversed"] = True
-        period = original["detail"].get("period")
-        slot = self.credited.get(period, {}) if period else {}
-        if original["kind"] in slot:  # CON-2: a reversed contribution no longer counts as credited
-            slot[original["kind"]] -= original["amount"]
-            if not slot[original["kind"]]:
-                del slot[original["kind"]]
+                  reason: str, journal: list[dict[str, Any]], interest_adjustment: Money,
+                  original_kind: str | None = None, original_period: str | None = None) -> None:
+        original = self.postings.get(posting_id)
+        if original is not None:
+            original["reversed"] = True
+            original_kind, original_period = original["kind"], original["detail"].get("period")
+        elif original_kind is None:  # an event written before reversals named their original's kind
+            raise self.needs_history(f"reversal of {posting_id}")
+        if original_period and not (self.credited_from and original_period < self.credited_from):
+            slot = self.credited.get(original_period, {})
+            if original_kind in slot:  # CON-2: a reversed contribution no longer counts as credited
+                slot[original_kind] += amount.amount  # the reversal's amount mirrors the original's
+                if not slot[original_kind]:
+                    del slot[original_kind]
         self._post(reversal_id, value_date, amount.amount, "reversal", journal,
                    {"original": posting_id, "reason": reason})
         if not interest_adjustment.is_zero:

@@ -58,6 +58,11 @@ class AccountCommands:
     def account(self, account_no: str) -> FundAccount:
         return self.load(FundAccount, FundAccount.create_id(account_no), "account", account_no)
 
+    def account_whole(self, account_no: str) -> FundAccount:
+        """The account with every posting since it opened (history mode, ADR 0015): statements, audits."""
+        self.account(account_no)  # a named NotFoundError when there is none
+        return self.replay_whole(FundAccount.create_id(account_no))
+
     def account_of(self, member: Member) -> FundAccount:
         return self.account(member.account_no)
 
@@ -277,6 +282,9 @@ class AccountCommands:
 
     # -- queries ---------------------------------------------------------------------
     def balance(self, account_no: str, as_of: date | None = None) -> dict[str, Any]:
+        return self.with_history(lambda: self._balance(account_no, as_of))
+
+    def _balance(self, account_no: str, as_of: date | None) -> dict[str, Any]:
         account = self.account(account_no)
         day = as_of or self.today()
         retained = self.policy.at(day).account.retained_balance_min
@@ -286,7 +294,7 @@ class AccountCommands:
                 "frozen": str(account.frozen_sum)}
 
     def history(self, account_no: str, as_of: date | None = None) -> dict[str, Any]:
-        account = self.account(account_no)
+        account = self.account_whole(account_no)
         rows = sorted(enumerate(account.movements), key=lambda pair: (pair[1][0], pair[0]))
         running = ZERO
         lines = []

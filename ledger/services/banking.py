@@ -447,9 +447,10 @@ class BankingCommands:
         touched: list[Any] = []
         for index, document_line in enumerate(document.lines, start=1):
             account, posting_id = accounts.get(FundAccount.create_id(document_line[0])), f"{serial}:{index}"
-            if account is None or posting_id not in account.postings:
+            original = account.posting(posting_id) if account is not None else None
+            if original is None:
                 continue
-            adjustment = self._interest_adjustment(account, posting_id, account.postings[posting_id])
+            adjustment = self._interest_adjustment(account, posting_id, original)
             account.reverse(posting_id, f"rev:{posting_id}", on, f"bank reversal of {serial}", adjustment)
             touched.append(account)
         document.mark_receipt_reversed(on=on, bank_reference=receipt.reference, reason=f"bank reversal of {serial}")

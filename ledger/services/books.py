@@ -127,7 +127,8 @@ class BookCommands:
         """GL-2: control accounts equal their sub-ledgers (as of a value date, or now)."""
         trial = self.trial_balance(as_of)
         day = as_of or date.max
-        members = Money.sum(a.balance_as_of(day) for a in self.load_many(self.account_ids()).values())
+        members = Money.sum(self.as_of(a, lambda account: account.balance_as_of(day))
+                            for a in self.load_many(self.account_ids()).values())
         loans = self.loan_subledger(day) if hasattr(self, "loan_subledger") else None  # loans load once
         suspense = self.suspense_total(day) + (loans["suspense"] if loans is not None else ZERO)
         checks = {

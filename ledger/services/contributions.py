@@ -138,7 +138,7 @@ class ContributionCommands:
                 return LineProblem(line.line, "employer_amount", "CON-1",
                                    f"shares {line.employer_amount}/{line.employee_amount} differ from "
                                    f"round(base × ratio) = {expected[0]}/{expected[1]}")
-            if "remittance" in account.credited.get(period, {}):
+            if "remittance" in account.credited_kinds(period):
                 return LineProblem(line.line, "period", "CON-2", f"period {period} is already credited")
             return None
         room = expected[0] + expected[1] - account.credited_total(period)

@@ -133,7 +133,7 @@ class LoanCommands:
     def _check_continuous(self, member: Member, account: FundAccount, on: date, required: int) -> None:
         employer = self.find(member.employer_id)
         for period in _previous_periods(on, required):
-            credited = "remittance" in account.credited.get(period, {}) or account.credited_total(period) > ZERO
+            credited = "remittance" in account.credited_kinds(period) or account.credited_total(period) > ZERO
             deferred = isinstance(employer, Employer) and employer.is_deferred(period, on)
             if not (credited or deferred):
                 raise LoanEligibilityError(f"period {period} is not credited: {required} continuous periods are "
@@ -317,7 +317,7 @@ class LoanCommands:
             result = loan.reverse_payment(allocation, on, reason)
             touched: list[Any] = [loan]
             if payer is not None:  # the fund money goes back to the payer's account (Cr 2001 on the loan)
-                original = payer.postings[paid["reference"]]
+                original = payer.posting(paid["reference"])
                 adjustment = self._interest_adjustment(payer, paid["reference"], original)
                 payer.reverse_loan_debit(paid["reference"], on, reason, adjustment)
                 result["account_no"] = payer.account_no
@@ -331,7 +331,7 @@ class LoanCommands:
         is the payment's reference."""
         for account_no in self._payer_accounts(loan):
             account = self.find(FundAccount.create_id(account_no))
-            if isinstance(account, FundAccount) and paid["reference"] in account.postings:
+            if isinstance(account, FundAccount) and account.posting(paid["reference"]) is not None:
                 return account
         return None
 
@@ -482,7 +482,7 @@ class LoanCommands:
         totals = {"principal": ZERO, "interest": ZERO, "suspense": ZERO}
         for batch in chunked(self.loan_ids(), LOAN_BATCH_SIZE):
             for loan in self.load_many(batch).values():
-                for name, amount in loan.subledger_as_of(day).items():
+                for name, amount in self.as_of(loan, lambda whole: whole.subledger_as_of(day)).items():
                     totals[name] = totals[name] + amount
         return totals
 

@@ -103,7 +103,7 @@ class WithdrawalCommands:
         if start > end:  # INT-2: closing on 1 July, the year already settled up to 30 June
             return InterestResult(start, end, Decimal(0), ZERO, policy.interest.method, (), year_start)
         rates = [(r.effective_from, r.annual_rate) for r in policy.interest.rates]
-        result = compute_interest(policy.interest.method, account.interest_movements(), start, end, rates,
+        result = compute_interest(policy.interest.method, account.interest_movements(since=start), start, end, rates,
                                   policy.interest.daily_rate)
         return replace(result, year_start=year_start)
 
@@ -178,9 +178,9 @@ class WithdrawalCommands:
         if rule.closing and rule.code != "06" and self._household_has_outstanding_loan(member):
             raise WithdrawalNotAllowedError("a borrower or spouse may close the account only after payoff",
                                             field="kind")
-        last_same = [w for w in account.withdrawals if w["kind"] == rule.kind]
-        if last_same and rule.next_allowed_days:
-            allowed = last_same[-1]["value_date"] + timedelta(days=rule.next_allowed_days)
+        last_on = account.last_withdrawn_on.get(rule.kind)
+        if last_on is not None and rule.next_allowed_days:
+            allowed = last_on + timedelta(days=rule.next_allowed_days)
             if value_date < allowed:
                 raise WithdrawalNotAllowedError(f"the next {rule.kind} withdrawal is allowed from {allowed}",
                                                 field="value_date", rule="WD-1")
@@ -194,35 +194,38 @@ class WithdrawalCommands:
         spouse = self.find(member.spouse_id) if member.spouse_id is not None else None
         return isinstance(spouse, Member) and spouse.has_outstanding_loan
 
-    def _household_withdrawals(self, account: FundAccount, member: Member) -> list[dict[str, Any]]:
-        rows = list(account.withdrawals)
+    def _household_withdrawals(self, account: FundAccount, member: Member, since: date) -> list[dict[str, Any]]:
+        """WD-2: the household's withdrawals value-dated on or after ``since``."""
+        rows = account.withdrawals_since(since)
         if member.spouse_id is not None:
             spouse = self.find(member.spouse_id)
             spouse_account = spouse and self.find(FundAccount.create_id(spouse.account_no))
             if spouse_account is not None:
-                rows.extend(spouse_account.withdrawals)
+                rows.extend(spouse_account.withdrawals_since(since))
         return rows
 
     def _check_cap(self, account: FundAccount, member: Member, kind: str, money: Money, value_date: date,
                    evidence: dict[str, Any], policy: PolicyVersion) -> None:
         """WD-2: cumulative household caps over their window."""
-        household = self._household_withdrawals(account, member)
         if kind == "purchase":
             since = _months_before(value_date, policy.withdrawal.purchase_window_months)
             _check_contract_date(evidence, since, value_date, policy.withdrawal.purchase_window_months)
             cap = Money.parse(evidence["price"], "price") - Money.parse(evidence.get("loan_amount", "0"), "loan_amount")
-            used = Money.sum(w["amount"] for w in household if w["kind"] == kind and w["value_date"] >= since)
+            household = self._household_withdrawals(account, member, since)
+            used = Money.sum(w["amount"] for w in household if w["kind"] == kind)
         elif kind == "rent":
             monthly = Money.parse(evidence["monthly_rent"], "monthly_rent").min(policy.withdrawal.rent_monthly_cap)
             months = _months(evidence["months"])
             cap = monthly.times(Decimal(months))
+            # a rent withdrawal covers its months however long ago it was paid: every one counts
+            household = self._household_withdrawals(account, member, date.min)
             used = _rent_used(household, _month_index(value_date), months)
         elif kind == "loan-repayment":
             cap = Money.parse(evidence["due_this_year"], "due_this_year")
             year_start = date(value_date.year, 1, 1)
-            used = Money.sum(w["amount"] for w in household if w["kind"] == kind and w["value_date"] >= year_start)
-            used = used + Money(-sum((m[1] for m in account.movements if m[2] == "offset" and m[0] >= year_start),
-                                     Decimal(0)))
+            household = self._household_withdrawals(account, member, year_start)
+            used = Money.sum(w["amount"] for w in household if w["kind"] == kind)
+            used = used + account.offset_debits_in(value_date.year)
         else:
             return
         if used + money > cap:
@@ -288,7 +291,7 @@ class WithdrawalCommands:
         def body():
             self.check_value_date(value_date)
             account = self.account(account_no)
-            original = account.postings.get(original_posting_id)
+            original = account.posting(original_posting_id)
             if original is None or original["kind"] != "withdrawal":
                 raise NotFoundError(f"no withdrawal {original_posting_id} on this account", "posting")
             amount = Money(-original["amount"])
@@ -307,7 +310,7 @@ class WithdrawalCommands:
         def body():
             self.check_value_date(correction_date, "correction_date")
             account = self.account(account_no)
-            original = account.postings.get(posting_id)
+            original = account.posting(posting_id)
             if original is None:
                 raise NotFoundError(f"no posting {posting_id} on account {account_no}", "posting")
             payouts = self._cancel_payout_of(posting_id, original, reason)
@@ -342,6 +345,11 @@ class WithdrawalCommands:
         Every settled year is recomputed (a posting's money is carried into the next years too) and totals
         are compared, so earlier adjustments need no attribution to years; a year no posting changed
         recomputes to what it earned."""
+        if account.horizon is not None:  # compact: only the last settlement is kept (ADR 0015)
+            latest = max([account.horizon - timedelta(days=1), *(y["end"] for y in account.interest_years.values())])
+            if original["value_date"] > latest:
+                return ZERO
+            raise account.needs_history("COR-3 over settled interest years")
         years = [y for y in account.interest_years.values() if not y["closing"]]
         if not years or original["value_date"] > max(year["end"] for year in years):
             return ZERO

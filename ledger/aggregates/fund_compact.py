@@ -1,0 +1,155 @@
+"""The fund account's snapshot: its decision state, folded and written compactly (issue 14, ADR 0015).
+
+``encode`` folds what the rules no longer decide on into the account's bookkeeping — movements
+whose interest effect lies before the horizon (the day after the last interest settlement) into
+``carried``, credited periods and bases older than six months before it, withdrawals older than
+``WITHDRAWAL_WINDOW_DAYS``, settled interest years but the last, offset totals of years before
+last, and every posting (a posting is read from the events when a reversal names it) — and
+writes the rest with plain JSON types: dates as day ordinals, amounts as strings, kinds as
+short codes. ``decode`` gives the aggregate back; rules reaching before its horizon raise
+``HistoryRequired`` (see ``ledger.aggregates.fund_account``). A snapshot of an account with ten
+years of monthly contributions stays near 1 KB whatever its age.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from ledger.interest import INTEREST_KIND
+from ledger.money import Money
+
+FORMAT = 2
+CREDITED_MONTHS_KEPT = 6  # LN-1 looks at the six periods before the application month
+WITHDRAWAL_WINDOW_DAYS = 3 * 366  # WD-2 windows: purchase 12 months ⚙, rent cover, loan repayment this year
+KIND_CODES = {"remittance": "r", "back-payment": "b", "withdrawal": "w", "interest": "i", "offset": "o",
+              "reversal": "v", "court-deduction": "c", "recovery": "y", "interest-adjustment": "a",
+              "payout-failed": "f", "standing-withdrawal": "s", "transfer-in": "t"}
+KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
+
+
+class FundSnapshotError(ValueError):
+    """A compact snapshot that does not have the shape this module writes."""
+
+
+def _period_minus(period: str, months: int) -> str:
+    year, month = int(period[:4]), int(period[5:7])
+    total = year * 12 + month - 1 - months
+    return f"{total // 12:04d}-{total % 12 + 1:02d}"
+
+
+def horizon_for(account: Any) -> date:
+    """The first value date a compact account keeps movements for: the day after its last settlement."""
+    horizon = account.horizon or account.opened_on
+    ends = [year["end"] for year in account.interest_years.values()]
+    return max(horizon, max(ends) + timedelta(days=1)) if ends else horizon
+
+
+def _effective(row: list[Any]) -> date:
+    """INT-1: an interest credit (30 June) counts from the next day."""
+    return row[0] + timedelta(days=1) if row[2] == INTEREST_KIND else row[0]
+
+
+def _day(value: date | None) -> int | None:
+    return value.toordinal() if value is not None else None
+
+
+def _from_day(value: int | None) -> date | None:
+    return date.fromordinal(value) if value is not None else None
+
+
+def encode(account: Any) -> dict[str, Any]:
+    """The compact snapshot state of ``account`` (a compact or a history-mode aggregate)."""
+    horizon = horizon_for(account)
+    kept = [row for row in account.movements if _effective(row) >= horizon]
+    carried = account.carried + sum((row[1] for row in account.movements if _effective(row) < horizon), Decimal(0))
+    credited_from = max(filter(None, [account.credited_from, _period_minus(f"{horizon:%Y-%m}", CREDITED_MONTHS_KEPT)]))
+    in_force = [base for base in account.bases if base[0] <= credited_from][-1:]
+    bases = in_force + [base for base in account.bases if base[0] > credited_from]
+    withdrawals_from = max(filter(None, [account.withdrawals_from, horizon - timedelta(days=WITHDRAWAL_WINDOW_DAYS)]))
+    last_end = horizon - timedelta(days=1)
+    return {
+        "f": FORMAT, "no": account.account_no, "member": str(account.member_id),
+        "employer": str(account.employer_id), "opened": _day(account.opened_on), "state": account.state,
+        "sealed": _day(account.sealed_on), "close_reason": account.close_reason, "closed": _day(account.closed_on),
+        "created": account._created_on.isoformat(), "modified": account._modified_on.isoformat(),
+        "horizon": _day(horizon), "carried": str(carried), "total": str(account.total),
+        "mv": [[row[0].toordinal(), str(row[1]), KIND_CODES.get(row[2], row[2])] for row in kept],
+        "cr": [[period, {KIND_CODES.get(k, k): str(v) for k, v in kinds.items()}]
+               for period, kinds in sorted(account.credited.items()) if period >= credited_from and kinds],
+        "cr_from": credited_from,
+        "bases": [[period, str(base)] for period, base in bases], "bases_from": credited_from,
+        "freezes": {key: {"authority": f["authority"], "document": f["document"],
+                          "amount": None if f["amount"] is None else str(f["amount"]),
+                          "from": _day(f["from"]), "until": _day(f["until"])}
+                    for key, f in account.freezes.items()},
+        "iy": {key: {"start": _day(y["start"]), "end": _day(y["end"]), "interest": str(y["interest"]),
+                     "closing": y["closing"], "posting_id": y["posting_id"]}
+               for key, y in account.interest_years.items() if y["end"] >= last_end},
+        "wd": [_encode_withdrawal(w) for w in account.withdrawals if w["value_date"] >= withdrawals_from],
+        "wd_from": _day(withdrawals_from),
+        "last_wd": {kind: _day(day) for kind, day in account.last_withdrawn_on.items()},
+        "offsets": {year: str(total) for year, total in account.offset_by_year.items()
+                    if int(year) >= horizon.year - 1},
+        "agreement": account.agreement,
+    }
+
+
+def _encode_withdrawal(row: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": row["kind"], "code": row["code"], "amount": str(row["amount"]),
+            "value_date": _day(row["value_date"]), "posting_id": row["posting_id"], "evidence": row["evidence"]}
+
+
+def _decode_withdrawal(row: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": row["kind"], "code": row["code"], "amount": Money.stored(row["amount"]),
+            "value_date": _from_day(row["value_date"]), "posting_id": row["posting_id"], "evidence": row["evidence"]}
+
+
+def decode(state: dict[str, Any], originator_id: UUID, version: int) -> Any:
+    """The aggregate a compact snapshot holds."""
+    from datetime import datetime
+
+    from ledger.aggregates.fund_account import FundAccount
+
+    if not isinstance(state, dict) or state.get("f") != FORMAT:
+        raise FundSnapshotError(f"not a format-{FORMAT} fund account snapshot")
+    account = object.__new__(FundAccount)
+    account.__dict__.update({
+        "_id": originator_id, "_version": version, "_pending_events": [],
+        "_created_on": datetime.fromisoformat(state["created"]),
+        "_modified_on": datetime.fromisoformat(state["modified"]),
+        "account_no": state["no"], "member_id": UUID(state["member"]), "employer_id": UUID(state["employer"]),
+        "opened_on": _from_day(state["opened"]), "state": state["state"], "sealed_on": _from_day(state["sealed"]),
+        "close_reason": state["close_reason"], "closed_on": _from_day(state["closed"]),
+        "bases": [[period, Money.stored(base)] for period, base in state["bases"]],
+        "movements": [[date.fromordinal(day), Decimal(amount), KIND_NAMES.get(code, code), None]
+                      for day, amount, code in state["mv"]],
+        "postings": {},
+        "credited": {period: {KIND_NAMES.get(k, k): Decimal(v) for k, v in kinds.items()}
+                     for period, kinds in state["cr"]},
+        "freezes": {key: {"authority": f["authority"], "document": f["document"],
+                          "amount": None if f["amount"] is None else Money.stored(f["amount"]),
+                          "from": _from_day(f["from"]), "until": _from_day(f["until"])}
+                    for key, f in state["freezes"].items()},
+        "interest_years": {key: {"start": _from_day(y["start"]), "end": _from_day(y["end"]),
+                                 "interest": Money.stored(y["interest"]), "closing": y["closing"],
+                                 "posting_id": y["posting_id"]} for key, y in state["iy"].items()},
+        "withdrawals": [_decode_withdrawal(w) for w in state["wd"]],
+        "agreement": state["agreement"],
+        "horizon": _from_day(state["horizon"]), "carried": Decimal(state["carried"]), "total": Decimal(state["total"]),
+        "credited_from": state["cr_from"], "bases_from": state["bases_from"],
+        "withdrawals_from": _from_day(state["wd_from"]),
+        "last_withdrawn_on": {kind: _from_day(day) for kind, day in state["last_wd"].items()},
+        "offset_by_year": {year: Decimal(total) for year, total in state["offsets"].items()},
+    })
+    return account
+
+
+def decision_state(account: Any) -> dict[str, Any]:
+    """What two copies of an account must agree on: the compact state without its timestamps."""
+    state = encode(account)
+    state.pop("created")
+    state.pop("modified")
+    return state
