@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from ledger.calendar import WorkingCalendar
 from ledger.loan_math import (
@@ -35,8 +35,10 @@ from ledger.loan_math import (
     PrepaymentNotAllowed,
     CompactSchedule,
     ScheduleError,
+    _interest_ratio,
     check_rate,
     compact_schedule,
+    due_date,
     compact_shorten_term,
     days_between,
     first_period_starting_on_or_after,
@@ -45,8 +47,13 @@ from ledger.loan_math import (
     period_start,
 )
 from ledger.money import FEN, ZERO, Money
+from ledger.rules import HistoryRequired
 
 FEN_ZERO = FEN - FEN  # Decimal('0.00')
+
+
+def _fen_of(money: Money) -> int:
+    return int(money.amount.scaleb(2))
 
 REDUCE_PAYMENT = "reduce-payment"
 SHORTEN_TERM = "shorten-term"
@@ -346,27 +353,100 @@ def _days_outside(start_exclusive: date, end_inclusive: date, ranges: Iterable[D
 # -- the book ------------------------------------------------------------------------
 
 
+class TailError(ScheduleError):
+    """Schedule rows that are not one LN-3 recurrence (a tail is kept as the recurrence's state)."""
+
+
 @dataclass
 class ScheduleTail:
-    """The instalments of a book not built as objects yet: rows ``start``.. of one compact
-    schedule, all at one rate, none paid. ``outstanding`` is their principal in fen."""
+    """The instalments not built yet, kept as the state of the LN-3 recurrence that makes them
+    (integer fen, ``loan_math._amortise``): the next row is computed when an operation reaches its
+    due date, so a 360-month loan keeps a few integers, not 360 rows. ``outstanding`` is the
+    principal of the unbuilt rows; ``months_left`` counts them up to the last (which repays the
+    rest; a kept payment may clear the principal earlier, LN-6 shorten-term). Equal instalment
+    keeps ``payment``, equal principal keeps ``part``."""
 
-    schedule: CompactSchedule
-    annual_rate: Decimal
-    start: int
+    next_number: int
     outstanding: int
+    months_left: int
+    payment: int | None
+    part: int | None
+    annual_rate: Decimal
 
     @classmethod
     def of(cls, schedule: CompactSchedule, annual_rate: Decimal) -> "ScheduleTail":
-        return cls(schedule, annual_rate, 0, schedule.principal)
+        return cls.from_rows(schedule.first_number, schedule.rows, annual_rate)
+
+    @classmethod
+    def from_rows(cls, first_number: int, rows: Sequence[tuple[int, int]], annual_rate: Decimal) -> "ScheduleTail":
+        """The recurrence that gives ``rows`` exactly (checked by running it), or ``TailError``."""
+        first_part, first_interest = rows[0]
+        principal = sum(part for part, _ in rows)
+        for payment, part in ((first_part + first_interest, None), (None, first_part)):
+            tail = cls(first_number, principal, len(rows), payment, part, annual_rate)
+            if tail.copy().rows() == list(rows):
+                return tail
+        raise TailError(f"instalments {first_number}.. are not one equal-instalment or equal-principal run")
+
+    def copy(self) -> "ScheduleTail":
+        return replace(self)
+
+    def take(self) -> tuple[int, int]:
+        """The next row (principal, interest) in fen; the tail moves on past it."""
+        numerator, denominator = _interest_ratio(self.annual_rate)
+        quotient, remainder = divmod(self.outstanding * numerator, denominator)
+        interest = quotient + 1 if 2 * remainder >= denominator else quotient  # half up, never negative
+        if self.months_left == 1:
+            part = self.outstanding
+        elif self.payment is not None:
+            part = min(self.payment - interest, self.outstanding)
+        else:
+            part = min(self.part or 0, self.outstanding)
+        if part < 0:
+            raise ScheduleError(f"the payment {Money.from_fen(self.payment or 0)} does not cover the interest "
+                                f"{Money.from_fen(interest)}")
+        self.outstanding -= part
+        self.months_left = 0 if self.outstanding == 0 else self.months_left - 1
+        self.next_number += 1
+        return part, interest
+
+    def rows(self) -> list[tuple[int, int]]:
+        """Every row left (runs the recurrence to its end: take a copy first to keep the tail)."""
+        rows = []
+        while self.months_left > 0:
+            rows.append(self.take())
+        return rows
 
     @property
-    def next_number(self) -> int:
-        return self.schedule.first_number + self.start
+    def exhausted(self) -> bool:
+        return self.months_left <= 0
 
-    @property
-    def next_due_on(self) -> date:
-        return self.schedule.dates[self.start]
+
+@dataclass
+class PrunedPrefix:
+    """Instalments 1..``count``, cleared and decided, folded out of a compact book (ADR 0015).
+
+    What the rules still need of them: their principal (conserved), their final penalty product
+    (LN-7, the crystallisation watermark builds on it), their missed-instalment run, the last due
+    date (LN-6 prepayment interest from it), and the folded crystallisations, prepayments and
+    allocations' totals. ``through`` is the last day any folded fact is dated: an operation
+    reaching back to it or before (a waiver starting then, the reversal of a folded payment)
+    raises ``HistoryRequired`` and runs on the book replayed from every event.
+    """
+
+    count: int = 0
+    principal: Money = ZERO
+    product: Decimal = Decimal(0)
+    missed_run: int = 0
+    missed_longest: int = 0
+    missed_total: int = 0
+    last_due_on: date | None = None
+    through: date | None = None
+    watermark: Decimal = Decimal(0)
+    penalty_charged: Money = ZERO
+    prepaid: Money = ZERO
+    prepayments: int = 0
+    last_allocation: int = 0
 
 
 @dataclass(eq=False)
@@ -390,6 +470,9 @@ class LoanBook:
     payoff: Payoff | None = None
     penalty_paid: Money = ZERO
     tail: ScheduleTail | None = None
+    pruned: PrunedPrefix = field(default_factory=PrunedPrefix)
+    allocation_count: int = 0
+    owner: Any = field(default=None, init=False, compare=False, repr=False)  # the loan's id, for HistoryRequired
 
     @classmethod
     def open(cls, terms: LoanTerms, calendar: WorkingCalendar | None = None) -> "LoanBook":
@@ -414,7 +497,7 @@ class LoanBook:
     def _content(self) -> tuple[Any, ...]:
         return (self.terms, self.accounts, self.rate_steps, self.last_on, self.crystallised_through, self.calendar,
                 self.waivers, self.allocations, self.reversals, self.crystallisations, self.prepayments,
-                self.rate_changes, self.payoff, self.penalty_paid)
+                self.rate_changes, self.payoff, self.penalty_paid, self.pruned, self.allocation_count)
 
     # -- building the schedule's accounts as operations reach them -----------------------
     @property
@@ -437,7 +520,8 @@ class LoanBook:
 
     @property
     def instalment_count(self) -> int:
-        return len(self.head) + (0 if self.tail is None else len(self.tail.schedule.rows) - self.tail.start)
+        unbuilt = 0 if self.tail is None else len(self.tail.copy().rows())
+        return self.pruned.count + len(self.head) + unbuilt
 
     @property
     def last_rate(self) -> Decimal:
@@ -449,22 +533,18 @@ class LoanBook:
         tail = self.tail
         if tail is None:
             return
-        rows, dates, end = tail.schedule.rows, tail.schedule.dates, len(tail.schedule.rows)
-        stop = tail.start
-        if count is not None:
-            stop = min(end, stop + count)
-        elif through is None:
-            stop = end
-        else:
-            while stop < end and dates[stop] <= through:
-                stop += 1
-        if stop == tail.start:
-            return
-        instalments = tail.schedule.instalments(tail.start, stop, tail.outstanding)
-        self.head.extend(self._accounts_for(instalments, tail.annual_rate))
-        tail.outstanding -= sum(part for part, _ in rows[tail.start:stop])
-        tail.start = stop
-        if stop == end:
+        terms, from_fen, built = self.terms, Money.from_fen, []
+        while not tail.exhausted and (count is None or len(built) < count):
+            number = tail.next_number
+            due_on = due_date(terms.disbursed_on, number, terms.due_day)
+            if count is None and through is not None and due_on > through:
+                break
+            part, interest = tail.take()
+            built.append(Instalment(number, due_on, from_fen(part), from_fen(interest), from_fen(part + interest),
+                                    from_fen(tail.outstanding)))
+        if built:
+            self.head.extend(self._accounts_for(built, tail.annual_rate))
+        if tail.exhausted:
             self.tail = None
 
     def _build_number(self, number: int) -> None:
@@ -483,7 +563,7 @@ class LoanBook:
 
     @property
     def penalty_charged(self) -> Money:
-        return Money.sum(c.penalty for c in self.crystallisations)
+        return self.pruned.penalty_charged + Money.sum(c.penalty for c in self.crystallisations)
 
     @property
     def penalty_unpaid(self) -> Money:
@@ -501,8 +581,11 @@ class LoanBook:
 
     def account(self, number: int) -> InstalmentAccount:
         self._build_number(number)
-        if 1 <= number <= len(self.head):
-            return self.head[number - 1]  # numbered 1..n without gaps (check_invariants)
+        if 1 <= number <= self.pruned.count:
+            raise HistoryRequired(self.owner, f"instalment {number} (folded)")
+        index = number - self.pruned.count - 1
+        if 0 <= index < len(self.head):
+            return self.head[index]  # numbered without gaps (check_invariants)
         raise KeyError(number)
 
     def _accounts_for(self, schedule: list[Instalment], rate: Decimal) -> list[InstalmentAccount]:
@@ -546,7 +629,9 @@ class LoanBook:
 
     def _product(self, through: date, use_cache: bool = True) -> Decimal:
         """Cumulative rate-weighted product of every instalment through ``through``, as known then."""
-        total = Decimal(0)
+        if self.pruned.count and self.pruned.through is not None and through < self.pruned.through:
+            raise HistoryRequired(self.owner, f"the penalty product on {through}")
+        total = self.pruned.product
         self._build(through)
         for account in self.head:  # in due-date order: the rest add nothing yet
             if account.instalment.due_on >= through:
@@ -558,7 +643,7 @@ class LoanBook:
         """The crystallisations due by ``on``: each waiver start passed, then ``on`` itself."""
         starts = {w.start_on for w in self.waivers if self.crystallised_through < w.start_on < on}
         points = [(start, REASON_WAIVER) for start in sorted(starts)] + [(on, reason)]
-        watermark = self.crystallisations[-1].product if self.crystallisations else Decimal(0)
+        watermark = self.crystallisations[-1].product if self.crystallisations else self.pruned.watermark
         pending, accrual = [], self.terms.penalty_accrual
         for point, why in points:
             product = self._product(point)
@@ -627,7 +712,8 @@ class LoanBook:
             part = remaining.min(owed)
             taken[account.number][side] += part
             remaining -= part
-        number = len(self.allocations) + 1
+        number = self.allocation_count + 1
+        self.allocation_count = number
         parts = self._record_parts(due, taken, on, number)
         allocation = Allocation(
             number, on, amount, crystallised, penalty,
@@ -653,8 +739,12 @@ class LoanBook:
         """Reopen what an allocation paid; overdue status and penalty follow from the original due dates."""
         self._check_open()
         allocation = next((a for a in self.allocations if a.number == allocation_number), None)
+        if allocation is None and 1 <= allocation_number <= self.pruned.last_allocation:
+            raise HistoryRequired(self.owner, f"allocation {allocation_number} (folded)")
         if allocation is None:
             raise ReversalNotAllowed(f"no allocation {allocation_number}", field="allocation_number")
+        if any(part.number <= self.pruned.count for part in allocation.parts):
+            raise HistoryRequired(self.owner, f"allocation {allocation_number} paid a folded instalment")
         if any(r.allocation_number == allocation_number for r in self.reversals):
             raise ReversalNotAllowed(f"allocation {allocation_number} is already reversed", rule="COR-1")
         if allocation.penalty > self.penalty_paid:
@@ -680,6 +770,8 @@ class LoanBook:
         self._advance(declared_on)
         waiver = Waiver(start_on, end_on, declared_on, instalment_number)
         late = start_on <= self.crystallised_through
+        if late and self.pruned.through is not None and start_on <= self.pruned.through:
+            raise HistoryRequired(self.owner, f"a waiver from {start_on} over folded instalments")
         self.waivers.append(waiver)
         self._forget_products()
         reversed_amount = self._recrystallise() if late else ZERO
@@ -693,7 +785,7 @@ class LoanBook:
     def _recrystallise(self) -> Money:
         """Redo every crystallisation at its date with today's waivers; returns the penalty removed."""
         charged_before = self.penalty_charged
-        redone, watermark = [], Decimal(0)
+        redone, watermark = [], self.pruned.watermark
         for crystallisation in self.crystallisations:
             product = self._product(crystallisation.on, use_cache=False)
             penalty = self.terms.penalty_accrual.penalty(product - watermark)
@@ -739,7 +831,7 @@ class LoanBook:
         """(in a row now, longest run, total) over instalments whose on-time date has passed."""
         self._build(on)
         decided = [a for a in self.head if a.on_time_until < on]  # on time until >= due date
-        run = longest = total = 0
+        run, longest, total = self.pruned.missed_run, self.pruned.missed_longest, self.pruned.missed_total
         for account in decided:
             if self._missed(account, on):
                 run, total = run + 1, total + 1
@@ -805,7 +897,7 @@ class LoanBook:
 
     def _last_due_on(self, on: date) -> date:
         dues = [a.due_on for a in self.accounts_through(on)]
-        return max(dues) if dues else self.terms.disbursed_on
+        return max(dues) if dues else (self.pruned.last_due_on or self.terms.disbursed_on)
 
     def _rate_on(self, on: date) -> Decimal:
         upcoming = self.first_after(on)
@@ -893,13 +985,92 @@ class LoanBook:
         self.check_invariants()
         return self.payoff
 
+    # -- decision state (ADR 0015) -----------------------------------------------------------
+    def compact(self, recognised: Callable[[InstalmentAccount], bool] = lambda account: True) -> None:
+        """Fold the cleared, decided instalments at the head into ``pruned``, with the crystallisations,
+        allocations, reversals, prepayments, repricings and waivers that concern only them; give the
+        unpaid future instalments back to the tail. The rules decide the same on the result, or raise
+        ``HistoryRequired`` where they would need what was folded. ``recognised(account)``: the
+        instalment's interest has fallen due on the loan (only such an instalment may be folded)."""
+        if self.closed:
+            return
+        on, fold = self.last_on, 0
+        for account in self.head:
+            if not (account.cleared and account.on_time_until < on and recognised(account)):
+                break
+            fold += 1
+        if fold:
+            self._fold(self.head[:fold], on)
+        self._unbuild_future()
+
+    def _fold(self, folded: list[InstalmentAccount], on: date) -> None:
+        pruned = self.pruned
+        run, longest, total = pruned.missed_run, pruned.missed_longest, pruned.missed_total
+        product = pruned.product
+        through = pruned.through or self.terms.disbursed_on
+        for account in folded:
+            product += self._account_product(account, on, use_cache=False)
+            if self._missed(account, on):
+                run, total = run + 1, total + 1
+                longest = max(longest, run)
+            else:
+                run = 0
+            settled = paid_in_full_on(account.instalment.payment, account.paid_on()) or account.due_on
+            through = max(through, settled, account.due_on)
+        last = folded[-1].number
+        first_live_due = self.head[len(folded)].due_on if len(self.head) > len(folded) else None
+        kept_allocations = [a for a in self.allocations
+                            if a.on > through or any(part.number > last for part in a.parts)
+                            or (not a.parts and first_live_due is not None and first_live_due <= a.on)]
+        kept_numbers = {a.number for a in kept_allocations}
+        dropped = [a.number for a in self.allocations if a.number not in kept_numbers]
+        folded_crystallisations = [c for c in self.crystallisations if c.on <= through]
+        folded_prepayments = [p for p in self.prepayments if p.quote.on <= through]
+        self.pruned = replace(
+            pruned, count=last, principal=pruned.principal + Money.sum(a.instalment.principal for a in folded),
+            product=product, missed_run=run, missed_longest=longest, missed_total=total,
+            last_due_on=folded[-1].due_on, through=through,
+            watermark=folded_crystallisations[-1].product if folded_crystallisations else pruned.watermark,
+            penalty_charged=pruned.penalty_charged + Money.sum(c.penalty for c in folded_crystallisations),
+            prepaid=pruned.prepaid + Money.sum(p.quote.principal for p in folded_prepayments),
+            prepayments=pruned.prepayments + len(folded_prepayments),
+            last_allocation=max([pruned.last_allocation, *dropped]))
+        self.head = self.head[len(folded):]
+        self.allocations = kept_allocations
+        self.reversals = [r for r in self.reversals if r.allocation_number in kept_numbers]
+        self.crystallisations = [c for c in self.crystallisations if c.on > through]
+        self.prepayments = [p for p in self.prepayments if p.quote.on > through]
+        self.rate_changes = [c for c in self.rate_changes if c.effective_on > through]
+        first_live = self.head[0].due_on if self.head else None
+        self.waivers = [w for w in self.waivers
+                        if w.end_on > through or (first_live is not None and w.end_on >= first_live)]
+
+    def _unbuild_future(self) -> None:
+        """Unpaid instalments due after the book's date, at the last rate, go back into the tail."""
+        if self.tail is not None or not self.head:
+            return
+        rate, start = self.head[-1].annual_rate, len(self.head)
+        while start > 0:
+            account = self.head[start - 1]
+            if account.paid or account.annual_rate != rate or account.due_on <= self.last_on:
+                break
+            start -= 1
+        if start == len(self.head):
+            return
+        rows = [(_fen_of(a.instalment.principal), _fen_of(a.instalment.interest)) for a in self.head[start:]]
+        try:
+            tail = ScheduleTail.from_rows(self.head[start].number, rows, rate)
+        except TailError:
+            return  # not one recurrence (it cannot happen for schedules the book makes): stay built
+        self.head, self.tail = self.head[:start], tail
+
     # -- invariants -------------------------------------------------------------------------
     def check_invariants(self) -> None:
         """The book's own consistency; a failure is a bug and must stop the ledger.
 
         One pass over plain Decimals: it runs after every operation, also on every load."""
-        scheduled = FEN_ZERO
-        for expected, account in enumerate(self.head, 1):
+        scheduled = self.pruned.principal.amount
+        for expected, account in enumerate(self.head, self.pruned.count + 1):
             instalment = account.instalment
             assert instalment.number == expected, "instalments are numbered 1..n without gaps"
             if account.paid:
@@ -908,11 +1079,11 @@ class LoanBook:
             scheduled += instalment.principal.amount
         tail = self.tail
         if tail is not None:
-            assert tail.next_number == len(self.head) + 1, "the tail goes on from the last built instalment"
-            assert 0 <= tail.start < len(tail.schedule.rows), "an exhausted tail is dropped"
+            assert tail.next_number == self.pruned.count + len(self.head) + 1, "the tail goes on from the last built"
+            assert tail.months_left > 0, "an exhausted tail is dropped"
             assert tail.outstanding > 0, "an unbuilt instalment still has principal to repay"
             scheduled += Decimal(tail.outstanding).scaleb(-2)
-        prepaid = Money.sum(p.quote.principal for p in self.prepayments)
+        prepaid = self.pruned.prepaid + Money.sum(p.quote.principal for p in self.prepayments)
         paid_off = self.payoff.quote.principal if self.payoff else ZERO
         assert scheduled + prepaid.amount + paid_off.amount == self.terms.principal.amount, "principal is conserved"
         assert ZERO <= self.penalty_paid <= self.penalty_charged, "penalty paid within penalty charged"

@@ -134,8 +134,8 @@ class SerialFinder:
     def of(self, event: Any) -> tuple[str | None, str | None, str]:
         name = type(event).__name__
         if name == "PaymentReversed":
-            loan = self.aggregate(event.originator_id)
-            payment = next((p for p in loan.payments if p["allocation"] == event.allocation), {})
+            loan = self.ledger.as_of(self.aggregate(event.originator_id), lambda whole: whole)
+            payment = self.ledger.as_of(loan, lambda whole: whole.payment_of(event.allocation)) or {}
             return self._by_reference(payment.get("reference", ""))
         if getattr(event, "reference", None):
             return self._by_reference(event.reference)

@@ -30,6 +30,7 @@ DATACLASSES: dict[str, type] = {
     )
 }
 DEPTH_MAX = 40
+GENERIC_BOOK_SKIPPED = ("tail", "pruned", "allocation_count")  # not in the generic (oldest) form
 
 
 class SnapshotCodecError(TypeError):
@@ -56,7 +57,7 @@ def encode(value: Any, depth: int = 0) -> Any:
         names = [f.name for f in dataclasses.fields(value) if f.init]
         if isinstance(value, loan_book.LoanBook):
             value.accounts  # noqa: B018 - the generic form holds the whole schedule, built
-            names.remove("tail")
+            names = [name for name in names if name not in GENERIC_BOOK_SKIPPED]
         values = [encode(getattr(value, name), depth + 1) for name in names]
         return {"$dc": type(value).__name__, "v": values}  # positional: field names once, in the class
     raise SnapshotCodecError(f"cannot encode {type(value).__name__}")
@@ -87,11 +88,14 @@ def decode(data: Any, depth: int = 0) -> Any:
         if cls is None:
             raise SnapshotCodecError(f"unknown class {data['$dc']!r} in a snapshot")
         names = [f.name for f in dataclasses.fields(cls) if f.init]
-        if cls is loan_book.LoanBook:
-            names.remove("tail")  # generic snapshots (before the compact form) hold the whole schedule
+        if cls is loan_book.LoanBook:  # generic snapshots (before the compact form) hold the whole schedule
+            names = [name for name in names if name not in GENERIC_BOOK_SKIPPED]
         if len(names) != len(data["v"]):
             raise SnapshotCodecError(f"{cls.__name__}: {len(data['v'])} values for {len(names)} fields")
-        return cls(**{name: decode(v, depth + 1) for name, v in zip(names, data["v"])})
+        made = cls(**{name: decode(v, depth + 1) for name, v in zip(names, data["v"])})
+        if isinstance(made, loan_book.LoanBook):
+            made.allocation_count = len(made.allocations)
+        return made
     raise SnapshotCodecError(f"unexpected snapshot keys {sorted(data)}")
 
 
@@ -102,7 +106,8 @@ def decode(data: Any, depth: int = 0) -> Any:
 # loads from its snapshot in about the time it takes to open a new book. The rest of the book
 # (terms, waivers, allocations, ...) is small and keeps the generic form.
 
-BOOK_FORMAT = 2  # 2: allocations as flat integers too (format 1, read still, kept them in the history)
+BOOK_FORMAT = 3  # 3: the folded prefix and the tail as the LN-3 recurrence's state (ADR 0015); 2: allocations
+# as flat integers too; 1 kept them in the history (1 and 2 are read still)
 ROW_WIDTH = 7  # due date, principal, interest, payment, outstanding (fen), rate index, on-time days after due
 PAID_WIDTH = 5  # row index, value date, allocation number, interest, principal (fen)
 ALLOCATION_WIDTH = 9  # number, date, amount, penalty crystallised, penalty, interest, principal, excess, parts
@@ -141,7 +146,37 @@ def encode_book(book: loan_book.LoanBook) -> dict[str, Any]:
         "history": [encode(getattr(book, name)) for name in HISTORY],
         "allocations": _encode_allocations(book.allocations),
         "tail": _encode_tail(book.tail),
+        "pruned": _encode_pruned(book.pruned),
+        "allocation_count": book.allocation_count,
     }
+
+
+def _encode_pruned(pruned: loan_book.PrunedPrefix) -> list[Any]:
+    return [pruned.count, _fen(pruned.principal), str(pruned.product), pruned.missed_run, pruned.missed_longest,
+            pruned.missed_total, _day(pruned.last_due_on), _day(pruned.through), str(pruned.watermark),
+            _fen(pruned.penalty_charged), _fen(pruned.prepaid), pruned.prepayments, pruned.last_allocation]
+
+
+def _decode_pruned(data: Any) -> loan_book.PrunedPrefix:
+    if not isinstance(data, list) or len(data) != 13:
+        raise SnapshotCodecError("book pruned prefix: 13 values expected")
+    (count, principal, product, run, longest, total, last_due, through, watermark, charged, prepaid, prepayments,
+     last_allocation) = data
+    _ints([count, principal, run, longest, total, charged, prepaid, prepayments, last_allocation], 1, "pruned")
+    from_fen = Money.from_fen
+    return loan_book.PrunedPrefix(count, from_fen(principal), Decimal(product), run, longest, total,
+                                  _from_day(last_due), _from_day(through), Decimal(watermark), from_fen(charged),
+                                  from_fen(prepaid), prepayments, last_allocation)
+
+
+def _day(value: date | None) -> int | None:
+    return value.toordinal() if value is not None else None
+
+
+def _from_day(value: Any) -> date | None:
+    if value is None:
+        return None
+    return date.fromordinal(_ints([value], 1, "date")[0])
 
 
 def _encode_allocations(allocations: list[loan_book.Allocation]) -> list[int]:
@@ -176,28 +211,30 @@ def _decode_allocations(data: Any) -> list[loan_book.Allocation]:
 
 
 def _encode_tail(tail: loan_book.ScheduleTail | None) -> list[Any] | None:
-    """The schedule rows not built yet: [next number, rate, principal, interest, principal, interest ...]."""
+    """The unbuilt instalments as the recurrence's state: [next number, outstanding, months left, payment,
+    part, rate] (format 3)."""
     if tail is None:
         return None
-    flat: list[Any] = [tail.next_number, str(tail.annual_rate)]
-    for part, interest in tail.schedule.rows[tail.start:]:
-        flat += (part, interest)
-    return flat
+    return [tail.next_number, tail.outstanding, tail.months_left, tail.payment, tail.part, str(tail.annual_rate)]
 
 
-def _decode_tail(data: Any, terms: loan_book.LoanTerms) -> loan_book.ScheduleTail | None:
+def _decode_tail(data: Any, version: int) -> loan_book.ScheduleTail | None:
     if data is None:
         return None
+    if version >= 3:
+        if not isinstance(data, list) or len(data) != 6 or not isinstance(data[5], str):
+            raise SnapshotCodecError("book tail: [number, outstanding, months, payment, part, rate] expected")
+        number, outstanding, months = _ints(data[:3], 1, "tail")
+        payment, part = (None if value is None else _ints([value], 1, "tail")[0] for value in data[3:5])
+        return loan_book.ScheduleTail(number, outstanding, months, payment, part, Decimal(data[5]))
+    # formats 1 and 2: [next number, rate, principal, interest, ...] rows, turned into the recurrence's state
     if not isinstance(data, list) or len(data) < 4 or not isinstance(data[1], str):
         raise SnapshotCodecError("book tail: [number, rate, fen pairs...] expected")
     first_number, rows = _ints(data[:1], 1, "tail")[0], _ints(data[2:], 2, "tail")
-    pairs = tuple(zip(rows[0::2], rows[1::2]))
-    dates = loan_math.due_dates(terms.disbursed_on, first_number, len(pairs), terms.due_day)
     try:
-        schedule = loan_math.CompactSchedule(first_number, sum(part for part, _ in pairs), pairs, dates)
-    except AssertionError as exc:
+        return loan_book.ScheduleTail.from_rows(first_number, list(zip(rows[0::2], rows[1::2])), Decimal(data[1]))
+    except loan_book.TailError as exc:
         raise SnapshotCodecError(f"book tail: {exc}") from None
-    return loan_book.ScheduleTail.of(schedule, Decimal(data[1]))
 
 
 def _ints(data: Any, width: int, name: str) -> list[int]:
@@ -209,7 +246,8 @@ def _ints(data: Any, width: int, name: str) -> list[int]:
 def decode_book(data: dict[str, Any]) -> loan_book.LoanBook:
     keys = {"$book", "terms", "calendar", "dates", "rate_steps", "rates", "rows", "paid", "history", "tail"}
     version = data.get("$book")
-    if not ((version == 1 and set(data) == keys) or (version == BOOK_FORMAT and set(data) == keys | {"allocations"})):
+    if not ((version == 1 and set(data) == keys) or (version == 2 and set(data) == keys | {"allocations"})
+            or (version == BOOK_FORMAT and set(data) == keys | {"allocations", "pruned", "allocation_count"})):
         raise SnapshotCodecError(f"unexpected book snapshot keys {sorted(data)}")
     terms, calendar = decode(data["terms"]), decode(data["calendar"])
     if not isinstance(terms, loan_book.LoanTerms) or not (calendar is None or isinstance(calendar, WorkingCalendar)):
@@ -219,6 +257,7 @@ def decode_book(data: dict[str, Any]) -> loan_book.LoanBook:
     if len(rates) != len(data["rates"]):
         raise SnapshotCodecError("book rates: strings expected")
     rows, paid = _ints(data["rows"], ROW_WIDTH, "rows"), _ints(data["paid"], PAID_WIDTH, "paid")
+    pruned = _decode_pruned(data["pruned"]) if version >= 3 else loan_book.PrunedPrefix()
     from_fen, fromordinal = Money.from_fen, date.fromordinal
     Instalment, InstalmentAccount = loan_math.Instalment, loan_book.InstalmentAccount
     accounts = []
@@ -229,7 +268,7 @@ def decode_book(data: dict[str, Any]) -> loan_book.LoanBook:
         if paying is None:
             paying = payments[payment] = from_fen(payment)
         due_on = fromordinal(due)
-        instalment = Instalment(start // ROW_WIDTH + 1, due_on, from_fen(principal), from_fen(interest), paying,
+        instalment = Instalment(pruned.count + start // ROW_WIDTH + 1, due_on, from_fen(principal), from_fen(interest), paying,
                                 from_fen(outstanding))
         accounts.append(InstalmentAccount(instalment, rates[rate], due_on + timedelta(days=on_time_days)))
     for start in range(0, len(paid), PAID_WIDTH):
@@ -245,8 +284,10 @@ def decode_book(data: dict[str, Any]) -> loan_book.LoanBook:
     values = {name: decode(value) for name, value in zip(names, history)}
     if version != 1:
         values["allocations"] = _decode_allocations(data["allocations"])
+    count = data["allocation_count"] if version >= 3 else len(values["allocations"])
     return loan_book.LoanBook(terms, accounts, rate_steps, last_on, crystallised_through, calendar, **values,
-                              tail=_decode_tail(data["tail"], terms))
+                              tail=_decode_tail(data["tail"], version), pruned=pruned,
+                              allocation_count=_ints([count], 1, "allocation_count")[0])
 
 
 class LoanBookAsData(Transcoding):

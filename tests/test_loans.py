@@ -235,7 +235,7 @@ def test_repricing_on_1_january_worked_loan(fund: Any, open_ledger: Any) -> None
     status = fund.ledger.loan_status(loan_no, due_on(12))
     assert (status["outstanding_principal"], status["annual_rate"]) == ("489297.43", "2.60")
     assert (status["next_due_on"], status["next_amount"]) == ("2026-02-15", "2003.54")
-    later = fund.ledger.loan(loan_no).book.accounts[12:]
+    later = fund.ledger.loan_whole(loan_no).book.accounts[12:]
     assert [a.number for a in later] == list(range(13, 361))  # 348 instalments
     assert {a.instalment.payment for a in later[:-1]} == {Money("2003.54")}
     assert later[-1].instalment.outstanding == Money("0.00")
@@ -299,7 +299,7 @@ def test_card_payments_of_one_instalment_allocate_in_order(fund: Any) -> None:
 
 
 def _reference_of(fund: Any, loan_no: str, allocation: int) -> str:
-    return next(p["reference"] for p in fund.ledger.loan(loan_no).payments if p["allocation"] == allocation)
+    return next(p["reference"] for p in fund.ledger.loan_whole(loan_no).payments if p["allocation"] == allocation)
 
 
 def test_money_beyond_the_amount_due_goes_to_suspense(fund: Any) -> None:
@@ -403,7 +403,7 @@ def test_prepayment_after_instalment_12(fund: Any, mode: str, payment: str, mont
     # 100,000.00 x 2.85 % x 5 / 360 = 39.583.. -> 39.58
     assert (figures["interest"], figures["paid"]) == ("39.58", "100039.58")
     assert (figures["payment_after"], figures["months_after"]) == (payment, months)
-    later = fund.ledger.loan(loan_no).book.accounts[12:]
+    later = fund.ledger.loan_whole(loan_no).book.accounts[12:]
     assert [a.number for a in later] == list(range(13, 13 + months))
     assert {a.instalment.payment for a in later[:-1]} == {Money(payment)}
     assert later[-1].instalment.outstanding == Money("0.00")

@@ -46,7 +46,7 @@ def test_unknown_classes_are_refused_never_executed():
 def test_compact_form_is_small_and_older_generic_snapshots_still_load():
     book = worked_book()
     compact = LoanBookAsData().encode(book)
-    assert compact["$book"] == 2 and len(compact["rows"]) == 7 * len(book.head)
+    assert compact["$book"] == 3 and len(compact["rows"]) == 7 * len(book.head)
     assert len(json.dumps(compact)) * 3 < len(json.dumps(encode(book))), "the compact form is much smaller"
     generic = json.loads(json.dumps(encode(book)))  # what snapshots held before the compact form
     assert len(generic["v"]) == 14, "the generic form never holds the unbuilt tail"
@@ -54,9 +54,27 @@ def test_compact_form_is_small_and_older_generic_snapshots_still_load():
     assert LoanBookAsData().decode(json.loads(json.dumps(compact))) == book
 
 
+def older_format(book: LoanBook) -> dict:
+    """Format 2 as it was written before the folded prefix: the tail as explicit fen rows."""
+    data = json.loads(json.dumps(LoanBookAsData().encode(book)))
+    assert data.pop("pruned")[0] == 0 and data.pop("allocation_count") == len(book.allocations)
+    if book.tail is not None:
+        rows = book.tail.copy().rows()
+        data["tail"] = [book.tail.next_number, str(book.tail.annual_rate), *(v for row in rows for v in row)]
+    data["$book"] = 2
+    return data
+
+
+def test_format_2_compact_snapshots_with_their_tail_rows_still_load():
+    for book in (worked_book(), young_book()):
+        copy = LoanBookAsData().decode(json.loads(json.dumps(older_format(book))))
+        assert copy == book and copy.instalment_count == book.instalment_count == 360
+        assert copy.account(360).instalment == book.account(360).instalment
+
+
 def test_format_1_compact_snapshots_with_allocations_in_the_history_still_load():
     book = worked_book()
-    data = json.loads(json.dumps(LoanBookAsData().encode(book)))
+    data = older_format(book)
     history = data["history"]
     data["history"] = history[:1] + [encode(book.allocations)] + history[1:]  # format 1's order
     del data["allocations"]
@@ -75,7 +93,7 @@ def test_a_young_book_keeps_its_schedule_as_integer_rows_until_reached():
     book = young_book()
     assert len(book.head) < 5 and book.tail is not None
     data = json.loads(json.dumps(LoanBookAsData().encode(book)))
-    assert len(data["tail"]) == 2 + 2 * (360 - len(book.head))
+    assert len(data["tail"]) == 6  # the recurrence's state, not 2 × (360 - built) integers
     copy = LoanBookAsData().decode(data)
     assert copy == book and copy.outstanding_principal == book.outstanding_principal
     assert copy.account(360).instalment == book.account(360).instalment
@@ -90,7 +108,7 @@ def test_a_young_book_keeps_its_schedule_as_integer_rows_until_reached():
     lambda data: data.__setitem__("extra", 1),
     lambda data: data.__setitem__("terms", {"$dc": "os.system", "v": []}),
     lambda data: data["rows"].__setitem__(1, data["rows"][1] + 1),  # principal no longer conserved
-    lambda data: data["tail"].__setitem__(2, data["tail"][2] + 1) if data["tail"] else data.pop("tail"),
+    lambda data: data["tail"].__setitem__(1, data["tail"][1] + 1) if data["tail"] else data.pop("tail"),
     lambda data: data["tail"].__setitem__(0, 1) if data["tail"] else data.pop("tail"),  # numbering gap
     lambda data: data["allocations"].pop(),                                # a truncated allocation
     lambda data: data["allocations"].__setitem__(2, 0.5) if data["allocations"] else data.pop("allocations"),

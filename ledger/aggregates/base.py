@@ -22,27 +22,13 @@ from typing import Any, Iterator
 from eventsourcing.domain import Aggregate
 
 from ledger.money import ZERO, Money
-from ledger.rules import LedgerRuleError  # noqa: F401  (re-exported: every layer raises it)
+from ledger.rules import HistoryRequired, LedgerRuleError  # noqa: F401  (re-exported: every layer raises it)
 
 NAMESPACE = uuid.UUID("6f1d8f0a-93c4-4a53-9a4e-2b1b5c0f9a11")
 
 _recorded_at: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
     "gjj_recorded_at", default=None
 )
-
-
-class HistoryRequired(Exception):
-    """A rule reached back past what a compact aggregate keeps (its ``horizon``).
-
-    Not a refusal: the application loads the aggregate again from all its events (history mode,
-    no snapshot) and runs the command or query again. Raised before any event exists, or while a
-    compact aggregate is given an event it cannot apply without its history (an old event
-    format); either way nothing has been saved.
-    """
-
-    def __init__(self, aggregate_id: Any, why: str):
-        self.aggregate_id = aggregate_id
-        super().__init__(f"{aggregate_id}: {why} needs the aggregate's history")
 
 
 class NoRecordingTimeError(RuntimeError):

@@ -149,7 +149,9 @@ def decode(state: dict[str, Any], originator_id: UUID, version: int) -> Any:
 
 def decision_state(account: Any) -> dict[str, Any]:
     """What two copies of an account must agree on: the compact state without its timestamps."""
-    state = encode(account)
+    import copy
+
+    state = encode(copy.deepcopy(account))
     state.pop("created")
     state.pop("modified")
     return state

@@ -9,6 +9,14 @@ the event, and the event's apply skips the second run (``_live_op``); on
 replay the apply runs it and asserts the figures agree (a ledger that is wrong
 must stop). An operation value-dated before the book's date rebuilds the book
 from the operations in value-date order.
+
+Decision state (issue 14, ADR 0015): a snapshot keeps the terms, the position of the book (the
+instalments still open, the schedule's tail as the LN-3 recurrence's state, the penalty state)
+and the payments that can still be reversed; the cleared past is folded
+(``LoanBook.compact``, ``ledger.aggregates.loan_compact``). Operations that need it — one
+value-dated before the book's date, a book as of an earlier date, the reversal of a folded
+payment, a waiver reaching back over folded instalments — raise ``HistoryRequired`` and run on
+the loan replayed from all its events (``history_complete``).
 """
 
 from __future__ import annotations
@@ -20,7 +28,17 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from ledger.aggregates.base import LedgerAggregate, LedgerRuleError, balanced, derive_id, journal_line, mirror
+from eventsourcing.utils import get_topic as _topic
+
+from ledger.aggregates.base import (
+    HistoryRequired,
+    LedgerAggregate,
+    LedgerRuleError,
+    balanced,
+    derive_id,
+    journal_line,
+    mirror,
+)
 from ledger.aggregates.fund_account import (
     GL_CLEARING,
     GL_FUND,
@@ -106,6 +124,90 @@ class Loan(LedgerAggregate):
         self.mandate_id: UUID | None = None
         self._book: LoanBook | None = None
         self._live_op: int | None = None
+        # decision-state bookkeeping (module docstring)
+        self.op_count = 0
+        self.history_complete = True  # False once folded: ops and old payments are in the events only
+        self.suspense_carried = ZERO  # folded payments' net suspense (BNK-5)
+        self.regular_since: date | None = None  # earliest folded regular (bank) repayment, OFF-1 ⚙
+
+    class_version = 2
+
+    class Snapshot(LedgerAggregate.Snapshot):
+        """A compact snapshot: the decision state, encoded by ``ledger.aggregates.loan_compact``."""
+
+        @classmethod
+        def take(cls, aggregate: "Loan") -> "Loan.Snapshot":  # type: ignore[override]
+            from ledger.aggregates.loan_compact import encode
+
+            return cls(originator_id=aggregate.id, originator_version=aggregate.version,  # type: ignore[call-arg]
+                       timestamp=cls.create_timestamp(), topic=_topic(type(aggregate)), state=encode(aggregate))
+
+        def mutate(self, _: None) -> "Loan":  # type: ignore[override]
+            from ledger.aggregates.loan_compact import decode
+
+            return decode(self.state, self.originator_id, self.originator_version)
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot written before decision state (every op and payment): add the bookkeeping."""
+        state.update(op_count=len(state["ops"]), history_complete=True, suspense_carried=ZERO, regular_since=None)
+
+    # -- decision state ----------------------------------------------------------
+    def needs_history(self, why: str) -> HistoryRequired:
+        return HistoryRequired(self.id, why)
+
+    def compact(self) -> None:
+        """Fold what the rules no longer decide on (``LoanBook.compact``, payments, ops, accrued)."""
+        if self.terms is None or self.state not in (ACTIVE,):
+            return
+        book = self.book
+        book.compact(lambda account: str(account.number) in self.accrued or account.instalment.interest.is_zero)
+        through = book.pruned.through
+        if through is None:
+            return
+        live = {a.number for a in book.allocations}
+        kept = []
+        for payment in self.payments:
+            if payment["on"] > through or payment["allocation"] in live:
+                kept.append(payment)
+                continue
+            if payment["reversed"]:
+                continue
+            self.suspense_carried += payment["figures"]["excess"]
+            if payment["source"] == SUSPENSE_SOURCE:
+                self.suspense_carried -= payment["amount"]
+            if payment["source"] in BANK_SOURCES and (self.regular_since is None or payment["on"] < self.regular_since):
+                self.regular_since = payment["on"]
+        self.payments = kept
+        self.accrued = {key: amount for key, amount in self.accrued.items() if int(key) > book.pruned.count}
+        self.ops = []
+        self.history_complete = False
+
+    def payment_of(self, allocation: int) -> dict[str, Any] | None:
+        """The payment with this allocation number (None when there is none)."""
+        found = next((p for p in self.payments if p["allocation"] == allocation), None)
+        if found is None and not self.history_complete:
+            raise self.needs_history(f"payment {allocation}")
+        return found
+
+    def payment_by_reference(self, reference: str) -> dict[str, Any] | None:
+        """The unreversed payment with this reference (a bank reference, a posting id)."""
+        found = next((p for p in self.payments if p["reference"] == reference and not p["reversed"]), None)
+        if found is None and not self.history_complete:
+            raise self.needs_history(f"payment {reference}")
+        return found
+
+    def repaid_regularly_before(self, day: date) -> bool:
+        """OFF-1 ⚙: a regular (card, counter, bank API) repayment not reversed, value-dated before ``day``."""
+        if self.regular_since is not None and self.regular_since < day:
+            return True
+        return any(p["source"] in BANK_SOURCES and not p["reversed"] and p["on"] < day for p in self.payments)
+
+    def all_payments(self) -> list[dict[str, Any]]:
+        """Every payment since disbursement (history mode)."""
+        if not self.history_complete:
+            raise self.needs_history("every payment")
+        return self.payments
 
     # -- the book --------------------------------------------------------------
     @property
@@ -117,7 +219,10 @@ class Loan(LedgerAggregate):
     def _build_book(self, through: date | None) -> LoanBook:
         if self.terms is None:
             raise LoanStateError("the loan is not disbursed", field="loan")
+        if not self.history_complete:
+            raise self.needs_history("the book rebuilt from its operations")
         book = LoanBook.open(_terms_from(self.terms), _calendar_from(self.terms))
+        book.owner = self.id
         for op in sorted(self.ops, key=lambda o: (o["on"], o["seq"])):
             if through is not None and op["on"] > through:
                 break
@@ -132,6 +237,7 @@ class Loan(LedgerAggregate):
 
     def _apply_op(self, op: dict[str, Any], recorded: dict[str, Any] | None) -> None:
         self.ops.append(op)
+        self.op_count += 1
         if self._live_op == op["seq"]:
             self._live_op = None
             return
@@ -153,7 +259,7 @@ class Loan(LedgerAggregate):
         return result
 
     def _next_op(self, kind: str, on: date, **args: Any) -> dict[str, Any]:
-        return {"seq": len(self.ops) + 1, "kind": kind, "on": on, **args}
+        return {"seq": self.op_count + 1, "kind": kind, "on": on, **args}
 
     # -- lifecycle -------------------------------------------------------------------
     def check_state(self, *states: str) -> None:
@@ -333,7 +439,7 @@ class Loan(LedgerAggregate):
     def reverse_payment(self, allocation_number: int, on: date, reason: str) -> dict[str, Any]:
         """COR-3: reopen what a payment paid; mirrored journal at the original's value date."""
         self.check_state(ACTIVE)
-        payment = next((p for p in self.payments if p["allocation"] == allocation_number), None)
+        payment = self.payment_of(allocation_number)
         if payment is None:
             raise LedgerRuleError(f"no payment with allocation {allocation_number}", field="allocation", rule="COR-1")
         if payment["reversed"]:
@@ -366,7 +472,10 @@ class Loan(LedgerAggregate):
     def suspense_held(self, day: date) -> Money:
         """Loan money in suspense (2102) at the end of ``day``: payment excess, less what was applied to
         the amount due or refunded (a refund the bank failed to pay comes back)."""
-        held = ZERO
+        through = self.book.pruned.through if self._book is not None and not self.history_complete else None
+        if through is not None and day < through:
+            raise self.needs_history(f"suspense as of {day}")
+        held = self.suspense_carried
         for payment in self.payments:
             if payment["on"] <= day and not payment["reversed"]:
                 held += payment["figures"]["excess"]
@@ -418,9 +527,12 @@ class Loan(LedgerAggregate):
         if self.state not in (ACTIVE, CLOSED) or self.disbursed_on is None or day < self.disbursed_on:
             return {"principal": ZERO, "interest": ZERO, "suspense": ZERO}
         book = self.book
-        principal_paid = interest_paid = accrued = ZERO
+        pruned = book.pruned
+        if pruned.through is not None and day < pruned.through:
+            raise self.needs_history(f"the sub-ledger as of {day}")
+        principal_paid, interest_paid, accrued = pruned.principal, ZERO, ZERO
         built = book.head  # only built instalments have paid parts; accrued ones may not be built after a replay
-        last_built = built[-1].number if built else 0
+        last_built = built[-1].number if built else pruned.count
         if book.tail is not None and any(int(number) > last_built for number in self.accrued):
             built = book.accounts_through(day)
         for account in (a for a in built if a.due_on <= day):  # a part paid by ``day`` pays one due by then
@@ -431,7 +543,7 @@ class Loan(LedgerAggregate):
                 if part.on <= day:
                     principal_paid += part.principal
                     interest_paid += part.interest if recognised else ZERO
-        prepaid = Money.sum(p.quote.principal for p in book.prepayments if p.quote.on <= day)
+        prepaid = pruned.prepaid + Money.sum(p.quote.principal for p in book.prepayments if p.quote.on <= day)
         paid_off = book.payoff.quote.principal if book.payoff and book.payoff.quote.on <= day else ZERO
         return {"principal": self.principal - principal_paid - prepaid - paid_off, "interest": accrued - interest_paid,
                 "suspense": self.suspense_held(day)}

@@ -32,6 +32,7 @@ from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, Engine, Inde
 
 from ledger.aggregates.loan import Loan
 from ledger.application import NotFoundError
+from ledger.rules import HistoryRequired
 from ledger.money import ZERO, Money
 from ledger.projections import tables
 from ledger.projections.batch import Batch, chunks, fen
@@ -124,7 +125,10 @@ def replayed(batch: Batch, event: Any, meta: EventMeta) -> Loan:
     before = batch.context.setdefault("loans_schedule_before", {})
     if meta.aggregate_id not in before:  # the schedule its instalment rows were written from
         before[meta.aggregate_id] = schedule_mark(loan)
-    loan = event.mutate(loan)
+    try:
+        loan = event.mutate(loan)
+    except HistoryRequired:  # a compact loan cannot take this event (back-dated, old format): whole history
+        loan = event.mutate(batch.app.replay_whole(UUID(meta.aggregate_id), version=meta.version - 1))
     cache[meta.aggregate_id] = loan
     batch.context.setdefault("loans_touched", set()).add(meta.aggregate_id)
     return loan
@@ -193,7 +197,8 @@ def _part_rows(loan: Loan, sources: dict[int, str]) -> list[dict[str, Any]]:
         if allocation.number in reversed_numbers or allocation.penalty.is_zero:
             continue
         target = allocation.parts[0].number if allocation.parts else _instalment_due_by(book, allocation.on)
-        penalty_at[(target, allocation.number)] = allocation.penalty
+        if target > book.pruned.count:  # a folded instalment's rows are final (ADR 0015)
+            penalty_at[(target, allocation.number)] = allocation.penalty
     rows: dict[tuple[int, int], dict[str, Any]] = {}
     for account in book.head:  # only the instalments built so far can have been paid (ledger.loan_book)
         for part in account.paid:
@@ -225,7 +230,8 @@ def schedule_mark(loan: Loan | None) -> tuple[Any, ...] | None:
     if loan is None or not loan.terms:
         return None
     book = loan.book
-    return len(book.prepayments), tuple(book.rate_steps), book.payoff is not None, book.instalment_count
+    return (book.pruned.prepayments + len(book.prepayments), tuple(book.rate_steps), book.payoff is not None,
+            book.instalment_count)
 
 
 @REGISTRY.finalizer
@@ -247,15 +253,27 @@ def write_touched_loans(batch: Batch) -> None:
         loans_written = [cache[loan_id] for loan_id in written]
         numbers = [loan.loan_no for loan in loans_written]
         instalments, parts = batch.table(loan_instalments), batch.table(loan_parts)
-        for chunk in chunks([cache[loan_id].loan_no for loan_id in written if loan_id in rescheduled]):
-            batch.connection.execute(instalments.delete().where(instalments.c.loan_no.in_(chunk)))
-        for chunk in chunks(numbers):
-            batch.connection.execute(parts.delete().where(parts.c.loan_no.in_(chunk)))
+        # a compact loan rewrites its open instalments only: the folded ones (ADR 0015) are final
+        for folded, loan_numbers in _by_folded([cache[i] for i in written if i in rescheduled]).items():
+            for chunk in chunks(loan_numbers):
+                batch.connection.execute(instalments.delete().where(instalments.c.loan_no.in_(chunk),
+                                                                    instalments.c.number > folded))
+        for folded, loan_numbers in _by_folded(loans_written).items():
+            for chunk in chunks(loan_numbers):
+                batch.connection.execute(parts.delete().where(parts.c.loan_no.in_(chunk), parts.c.number > folded))
         payoff_sources = _payoff_sources(batch, numbers)
         for loan_id, loan in zip(written, loans_written):
             _write_loan(batch, loan, payoff_sources.get(loan.loan_no), instalments=loan_id in rescheduled)
     if len(cache) > LOAN_CACHE_MAX:
         cache.clear()
+
+
+def _by_folded(loans_written: list[Loan]) -> dict[int, list[str]]:
+    """Loan numbers grouped by how many instalments their books have folded."""
+    groups: dict[int, list[str]] = {}
+    for loan in loans_written:
+        groups.setdefault(loan.book.pruned.count, []).append(loan.loan_no)
+    return groups
 
 
 def _payoff_sources(batch: Batch, numbers: list[str]) -> dict[str, str]:

@@ -428,8 +428,7 @@ class BankingCommands:
             raise BankLineError(f"debit {serial} holds no collection of {amount} to reverse", field="reversal",
                                 rule="BNK-6")
         loan = self.loan(debit.loan_no)
-        payment = next((p for p in loan.payments if p["reference"] == collected["bank_reference"]
-                        and not p["reversed"]), None)
+        payment = loan.payment_by_reference(collected["bank_reference"])
         if loan.state != ACTIVE or payment is None:
             raise BankLineError(f"the collection of {serial} cannot be reversed on loan {loan.loan_no} "
                                 f"({loan.state}); handle it by hand", field="reversal", rule="BNK-6")

@@ -59,6 +59,11 @@ class LoanCommands:
     def loan(self, loan_no: str) -> Loan:
         return self.load(Loan, Loan.create_id(loan_no), "loan", loan_no)
 
+    def loan_whole(self, loan_no: str) -> Loan:
+        """The loan with its whole history (history mode, ADR 0015): statements, audits, tests."""
+        self.loan(loan_no)  # a named NotFoundError when there is none
+        return self.replay_whole(Loan.create_id(loan_no))
+
     def loan_ids(self) -> list[Any]:
         return self.ids_of(topic_of(Loan, "Applied"))
 
@@ -232,7 +237,7 @@ class LoanCommands:
     # -- suspense (BNK-5) ----------------------------------------------------------------------
     def loan_suspense(self, loan_no: str, as_of: date) -> dict[str, Any]:
         """Loan money held in suspense (2102) on ``as_of``, with the payments and refunds that moved it."""
-        loan = self.loan(loan_no)
+        loan = self.loan_whole(loan_no)
         moves = [{"on": p["on"].isoformat(), "kind": "excess", "reference": p["reference"],
                   "amount": str(p["figures"]["excess"])}
                  for p in loan.payments if not p["reversed"] and not p["figures"]["excess"].is_zero]
@@ -307,7 +312,7 @@ class LoanCommands:
         def body():
             self.check_value_date(on, "on")
             loan = self.loan(loan_no)
-            paid = next((p for p in loan.payments if p["allocation"] == allocation), None)
+            paid = loan.payment_of(allocation)
             payer = self._fund_payer_of(loan, paid) if paid is not None and paid["source"] in FUND_SOURCES else None
             if paid is not None and paid["source"] not in BANK_SOURCES and payer is None:
                 # The mirrored journal credits 2001 (or debits 4002 back): reversing it without crediting
@@ -436,6 +441,9 @@ class LoanCommands:
 
     # -- queries ----------------------------------------------------------------------------------
     def loan_status(self, loan_no: str, as_of: date) -> dict[str, Any]:
+        return self.with_history(lambda: self._loan_status(loan_no, as_of))
+
+    def _loan_status(self, loan_no: str, as_of: date) -> dict[str, Any]:
         loan = self.loan(loan_no)
         if loan.state not in (ACTIVE, CLOSED) or loan.disbursed_on is None or as_of < loan.disbursed_on:
             return {"loan_no": loan_no, "state": loan.state, "as_of": as_of.isoformat()}
@@ -467,8 +475,7 @@ class LoanCommands:
                     continue
                 if loan.state != ACTIVE and not (loan.closed_on is not None and loan.closed_on > as_of):
                     continue  # a loan closed later was still owed on an earlier date (MNY-4 as-of)
-                book = loan.book_as_of(as_of)
-                status = book.status(max(as_of, book.last_on))
+                status = self.as_of(loan, lambda whole: _status_as_of(whole, as_of))
                 if status.ageing_bucket:
                     buckets[status.ageing_bucket].append({
                         "loan_no": loan.loan_no, "days_past_due": status.days_past_due,
@@ -485,6 +492,11 @@ class LoanCommands:
                 for name, amount in self.as_of(loan, lambda whole: whole.subledger_as_of(day)).items():
                     totals[name] = totals[name] + amount
         return totals
+
+
+def _status_as_of(loan: Loan, as_of: date) -> Any:
+    book = loan.book_as_of(as_of)
+    return book.status(max(as_of, book.last_on))
 
 
 def schedule_rows(principal: str, months: int, annual_rate: str, method: str, disbursed_on: date) -> list[dict[str, str]]:

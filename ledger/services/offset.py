@@ -23,7 +23,7 @@ from ledger.aggregates.base import LedgerRuleError
 from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, SerialRef
 from ledger.aggregates.fund_account import CLOSED as ACCOUNT_CLOSED
 from ledger.aggregates.fund_account import SEALED, FundAccount
-from ledger.aggregates.loan import ACTIVE, BANK_SOURCES, CLOSED, Loan
+from ledger.aggregates.loan import ACTIVE, CLOSED, Loan
 from ledger.aggregates.offset import (
     DEDUCTED,
     SKIPPED,
@@ -448,4 +448,4 @@ class OffsetCommands:
 def _repaid_regularly(loan: Loan, day: date) -> bool:
     """OFF-1 ⚙ ``effective_after_regular_repayment``: the borrower has repaid once the regular way (card,
     counter or bank API, not reversed) before ``day``; fund money does not count."""
-    return any(p["source"] in BANK_SOURCES and not p["reversed"] and p["on"] < day for p in loan.payments)
+    return loan.repaid_regularly_before(day)
