@@ -17,11 +17,13 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ledger.aggregates.base import LedgerRuleError
 from ledger.application import ConcurrencyConflictError, NotFoundError
+from ledger.input_files import InputFileError
 from ledger.money import Money, MoneyError
 from ledger.policy import PolicyError, load_policy
 from ledger.storage import StorageConfigError
@@ -88,9 +90,11 @@ def fail(error: Exception, as_json: bool) -> None:
     rule = getattr(error, "rule", None) or type(error).__name__
     code = 3 if isinstance(error, NotFoundError) else 2
     payload = {"error": {"type": type(error).__name__, "field": field, "rule": rule, "message": str(error)}}
+    if isinstance(error, InputFileError):  # a file refused whole: every problem with its line
+        payload["error"]["problems"] = [problem.as_dict() for problem in error.problems]
     if as_json:
         print(json.dumps(payload, ensure_ascii=False, indent=2))
-    err_console.print(f"[red]error[/red]: {error}", markup=True, highlight=False)
+    err_console.print(f"[red]error[/red]: {escape(str(error))}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -284,10 +288,12 @@ def history(account_no: str, as_of: Optional[str] = typer.Option(None), as_json:
 # -- remittances ------------------------------------------------------------------------
 @remit_app.command("import")
 def remit_import(path: Path = typer.Argument(..., exists=True, dir_okay=False), as_json: bool = JsonOption):
-    """Import an employer remittance list (CSV, CON-4): bad lines reported, good lines applied once."""
-    total_lines = max(sum(1 for _ in open(path, encoding="utf-8-sig")) - 1, 0)
+    """Import an employer remittance list (CSV, CON-4): bad lines reported, good lines applied once; a file
+    that does not parse (not UTF-8, a line with more or fewer fields than the header) is refused whole."""
+    from ledger.input_files import input_line_count
 
     def action(ledger):
+        total_lines = max(input_line_count(path) - 1, 0)
         with progress_bar(total_lines, "importing") as bar:
             task = bar.add_task("import", total=total_lines)
             return ledger.import_remittances(path, today(), progress=lambda n: bar.advance(task, n))
@@ -297,7 +303,7 @@ def remit_import(path: Path = typer.Argument(..., exists=True, dir_okay=False), 
                       f"documents {len(result['documents'])}, problems {len(result['problems'])}")
         for problem in result["problems"][:200]:
             console.print(f"  line {problem['line']}: {problem['field']}: {problem['message']} [{problem['rule']}]",
-                          highlight=False)
+                          highlight=False, markup=False, soft_wrap=True)
     result = run(as_json, action, render)
     if result["problems"]:
         raise typer.Exit(1)

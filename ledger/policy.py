@@ -24,10 +24,19 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from ledger.money import Money, MoneyError, parse_rate
 
 DEFAULT_POLICY = "sample-city.toml"
+POLICY_FILE_BYTES_MAX = 1024 * 1024
+POLICY_TEXT_CHARS_MAX = 200
 
 
 class PolicyError(ValueError):
-    """The policy file is invalid; the message names the key and the rule."""
+    """The policy file is invalid; the message names the key (``versions[1].loan.grace_days: …``) and prints
+    its rule last, ``[POLICY]`` unless the message names a rule of its own."""
+
+    rule = "POLICY"
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text if text.endswith("]") else f"{text} [{self.rule}]"
 
 
 def _no_float(value: Any, info: Any) -> Any:
@@ -267,8 +276,18 @@ def _find_floats(node: Any, path: str) -> None:
             _find_floats(value, f"{path}[{index}]")
 
 
+def _check_texts(node: Any, path: str) -> None:
+    """Every text in a policy is short (names, codes, kinds): a longer one is a mistake, refused by key."""
+    if isinstance(node, str) and len(node) > POLICY_TEXT_CHARS_MAX:
+        raise PolicyError(f"{path}: longer than POLICY_TEXT_CHARS_MAX = {POLICY_TEXT_CHARS_MAX} characters")
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in children:
+        _check_texts(value, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key))
+
+
 def parse_policy(data: dict[str, Any], source: str = "<memory>") -> Policy:
     _find_floats(data, "")
+    _check_texts(data, "")
     for key in ("centre_name", "centre_code", "city", "versions"):
         if key not in data:
             raise PolicyError(f"{key}: required key missing")
@@ -297,10 +316,26 @@ def load_policy(path: str | Path | None = None) -> Policy:
         text = resources.files("ledger.policies").joinpath(DEFAULT_POLICY).read_text("utf-8")
         source = f"ledger/policies/{DEFAULT_POLICY}"
     else:
-        text = Path(path).read_text("utf-8")
+        text = _policy_text(Path(path))
         source = str(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source}: not valid TOML: {exc}") from None
     return parse_policy(data, source)
+
+
+def _policy_text(path: Path) -> str:
+    """A policy file's text: readable, at most POLICY_FILE_BYTES_MAX, UTF-8 (refused with the line otherwise)."""
+    try:
+        size = path.stat().st_size
+        if size > POLICY_FILE_BYTES_MAX:
+            raise PolicyError(f"{path}: {size} bytes is larger than POLICY_FILE_BYTES_MAX = {POLICY_FILE_BYTES_MAX}")
+        data = path.read_bytes()
+    except OSError as error:
+        raise PolicyError(f"{path}: cannot be read: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise PolicyError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[error.start]:02x})") from None

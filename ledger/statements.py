@@ -52,7 +52,8 @@ CODE_CHARS_MAX = 64
 CONTINUITY_MONTHS = 6  # ST-1 / LN-1: the 6 periods before the month of D
 DEFERRAL_MONTHS_MAX = 120
 CERTIFICATE_PREFIX = "ZM"
-CERTIFICATE_NUMBER = re.compile(r"^ZM\d{8}-[0-9A-Za-z]+-(\d+)$")
+CHAIN_POSITION_DIGITS_MAX = 18  # a chain position fits a signed 64-bit integer
+CERTIFICATE_NUMBER = re.compile(r"^ZM\d{8}-[0-9A-Za-z]+-(\d{1,%d})$" % CHAIN_POSITION_DIGITS_MAX)
 PENDING_CODE = "pending"
 
 ENTRY_KINDS = {

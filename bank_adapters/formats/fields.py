@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple, Protocol, Sequence, cast
 
 from ledger.money import Money, MoneyError
 
-from .problems import Problems
+from .problems import FIELD_CHARS_MAX, Problems
 
 RawTexts = tuple[tuple[str, str], ...]
 
@@ -273,6 +273,10 @@ def parse_record(kind: RecordKind, texts: Sequence[str], line_number: int, probl
     values: dict[str, Any] = {}
     raw_texts: list[tuple[str, str]] = []
     for column, text in zip(kind.columns, texts, strict=True):
+        if len(text) > FIELD_CHARS_MAX:
+            rule = f"BNK-3 longer than FIELD_CHARS_MAX = {FIELD_CHARS_MAX} characters"
+            problems.add(line_number, column.name, rule, text, column.label)
+            continue
         try:
             value = column.codec.parse(text)
         except FieldRuleError as error:
