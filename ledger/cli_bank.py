@@ -28,6 +28,7 @@ FORMATS = ("national", "csv")
 PROBLEM_LINES_SHOWN_MAX = 200
 RESULT_FILE_PREFIX = b"$"
 CSV_KIND_COLUMN = b"record_kind"
+CONTROL_SUFFIX = "ctl"  # BDC105_<BANK>_<batch>.ctl: the batch header beside its file (docs/bank-adapters.md)
 
 JsonOption = typer.Option(False, "--json", help="Print JSON (money as strings with two decimals).")
 FormatOption = typer.Option("national", "--format", help="national (delimited, GBK/GB18030) | csv")
@@ -107,8 +108,8 @@ def export_debits(bank: str = typer.Option(..., help="The bank's code, e.g. ICBC
                   out: Path = typer.Option(Path("gjj-data/outgoing"), "--out", help="Folder for the file"),
                   file_format: str = FormatOption, encoding: Optional[str] = EncodingOption,
                   as_json: bool = JsonOption):
-    """Write the day's BDC105 debit batch and mark its debits SUBMITTED (idempotent: a re-export returns
-    the same file)."""
+    """Write the day's BDC105 debit batch (detail lines; its header in the .ctl control record beside it) and
+    mark its debits SUBMITTED (idempotent: a re-export returns the same files)."""
     from ledger.services.banking import debit_batch_file
 
     day = _day(on, "date")
@@ -119,10 +120,14 @@ def export_debits(bank: str = typer.Option(..., help="The bank's code, e.g. ICBC
         summary = {k: record.get(k) for k in ("bank", "on", "batch_number", "count", "total", "repeat", "left_out")}
         if not record.get("rows"):
             return {**summary, "file": None}
-        data = adapter.write_debit_batch(debit_batch_file(record))
+        batch = debit_batch_file(record)
+        data, control = adapter.write_debit_batch(batch), adapter.write_debit_control(batch)
         suffix = "csv" if file_format == "csv" else "txt"
-        path = FolderTransport(out, out).send(f"BDC105_{bank}_{record['batch_number']}.{suffix}", data)
-        return {**summary, "file": str(path)}
+        name = f"BDC105_{bank}_{record['batch_number']}"
+        transport = FolderTransport(out, out)
+        control_path = transport.send(f"{name}.{CONTROL_SUFFIX}", control) if control is not None else None
+        path = transport.send(f"{name}.{suffix}", data)
+        return {**summary, "file": str(path), "control": str(control_path) if control_path else None}
     run_banking(as_json, action)
 
 

@@ -26,7 +26,9 @@ from bank_adapters.formats import (
     StatementFile,
     StatementLine,
     parse_debit_batch,
+    parse_debit_control,
     write_debit_batch,
+    write_debit_control,
     write_result_file,
     write_result_file_csv,
     write_statement,
@@ -194,7 +196,9 @@ def test_export_writes_one_batch_same_and_other_bank_forms_and_is_idempotent(cen
     record = ledger.export_debits(BANK, DEDUCTION_ON, "GBK")
     assert record["count"] == 3 and record["rows"][0]["amount"] == "2067.79"
     assert record["total"] == str(Money.sum(Money(row["amount"]) for row in record["rows"]))
-    batch = parse_debit_batch(write_debit_batch(debit_batch_file(record)))
+    data, control = write_debit_batch(debit_batch_file(record)), write_debit_control(debit_batch_file(record))
+    assert data.startswith(b"1@|$") and control.count(b"\n") == 1  # as banks take it: the header beside the file
+    batch = parse_debit_batch(data, request=parse_debit_control(control))
     assert int(batch.header.file_type) == 3 and batch.header.project_number == record["batch_number"]
     kinds = [type(r).__name__ for r in batch.records]
     assert kinds == ["SameBankDebit", "OtherBankDebit", "SameBankDebit"]
@@ -380,7 +384,10 @@ def test_cli_export_then_import_results(sqlite_url: str, sqlite_centre: LoanCent
                           "--out", str(tmp_path), "--json")
     assert code == 0, text
     assert Path(out["file"]).name == f"BDC105_{BANK}_{out['batch_number']}.txt"
+    assert Path(out["control"]).name == f"BDC105_{BANK}_{out['batch_number']}.ctl"
     written = Path(out["file"]).read_bytes()
+    batch = parse_debit_batch(written, request=parse_debit_control(Path(out["control"]).read_bytes()))
+    assert (batch.header.project_number, batch.header.total_count) == (out["batch_number"], 3)
     code, again, text = gjj(sqlite_url, "bank", "export-debits", "--bank", BANK, "--date", "2025-02-17",
                             "--out", str(tmp_path), "--json")
     assert code == 0 and again["repeat"] and Path(again["file"]).read_bytes() == written

@@ -233,12 +233,17 @@ class RecordKind:
 
 @dataclass(frozen=True)
 class TextLayout:
-    """How a file's lines were laid out, kept so a parsed file is written back byte for byte."""
+    """How a file's lines were laid out, kept so a parsed file is written back byte for byte.
+
+    ``header_line`` (BDC105 only): whether the batch header is a line of the file; in the files banks
+    exchange it is not (it travels with the batch request, see ``bank_adapters.formats.debit``).
+    """
 
     newline: str = "\n"
     final_newline: bool = False
     end_marker: bool = False
     bom: bool = False
+    header_line: bool = True
 
 
 class Entry(NamedTuple):

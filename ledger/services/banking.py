@@ -136,10 +136,12 @@ def _debit_line(row: dict[str, Any], bank: str) -> SameBankDebit | OtherBankDebi
 
 
 def debit_batch_file(record: dict[str, Any]) -> DebitBatch:
-    """The BDC105 batch of an export record (the same record always gives the same file)."""
+    """The BDC105 batch of an export record (the same record always gives the same file), in the form banks
+    take: detail lines only, the header going in the control record beside the file."""
     return DebitBatch.build(account_number=record["account"], account_name=record["account_name"],
                             project_number=record["batch_number"],
-                            records=[_debit_line(row, record["bank"]) for row in record["rows"]])
+                            records=[_debit_line(row, record["bank"]) for row in record["rows"]],
+                            header_line=False)
 
 
 def _card_problem(debit: BankDebit, bank: str) -> str | None:
