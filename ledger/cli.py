@@ -424,10 +424,11 @@ def books_suspense(as_of: Optional[str] = typer.Option(None), as_json: bool = Js
 
     def render(result):
         table = Table(title=f"suspense (2102) as of {result['as_of'] or 'now'}")
-        for column in ("kind", "reference", "value date", "amount"):
+        for column in ("kind", "reference", "value date", "amount", "note"):
             table.add_column(column, justify="right" if column == "amount" else "left")
         for item in result["items"]:
-            table.add_row(item["kind"], item["reference"], item["value_date"] or "", item["amount"])
+            table.add_row(item["kind"], escape(item["reference"]), item["value_date"] or "", item["amount"],
+                          escape(item.get("note", "")))
         console.print(table)
         console.print(f"items {result['total']} / journal 2102 {result['ledger_2102']}: "
                       f"{'agree' if result['ok'] else 'DIFFER'}")
