@@ -219,14 +219,16 @@ def statement_repayment(loan_no: str,
         return document
 
     def render(document: dict[str, Any]) -> None:
-        table = Table(title=f"{document['title_zh']} {document['loan_number']} {document['borrower_name']}")
-        for column in ("期次", "应还日", "应还本金", "应还利息", "实还日", "本人公积金", "配偶公积金", "银行卡", "逾期天数", "罚息"):
+        table = Table(title=f"{document['title_zh']} {document['loan_number']} {document['borrower_name']} "
+                            f"当前年利率 {document['annual_rate']}%")
+        for column in ("期次", "应还日", "年利率", "应还本金", "应还利息", "实还日", "本人公积金", "配偶公积金", "银行卡",
+                       "逾期天数", "罚息"):
             table.add_column(column)
         for row in document["instalments"]:
             if row["paid_on"] or row["days_overdue"]:
-                table.add_row(str(row["number"]), row["due_on"], row["due_principal"], row["due_interest"],
-                              row["paid_on"] or "", row["from_borrower_fund"], row["from_spouse_fund"],
-                              row["from_card"], str(row["days_overdue"]), row["penalty"])
+                table.add_row(str(row["number"]), row["due_on"], row["annual_rate"] or "", row["due_principal"],
+                              row["due_interest"], row["paid_on"] or "", row["from_borrower_fund"],
+                              row["from_spouse_fund"], row["from_card"], str(row["days_overdue"]), row["penalty"])
         console.print(table)
     run_checked(as_json, action, render)
 
