@@ -145,9 +145,13 @@ def progress_bar(total: int, label: str) -> Progress:
 @app.command()
 def init(as_json: bool = JsonOption):
     """Create the event store (the SQLite file or the PostgreSQL tables) and check the policy."""
+    from ledger.policy import disbursement_term_changes
+
     def action(ledger):
+        notices = [str(change) for change in disbursement_term_changes(ledger.policy)]  # ADR 0015
         return {"store": ledger.storage.engine, "url": ledger.storage.url, "policy": ledger.policy.source,
-                "centre": ledger.policy.centre_name, "policy_versions": len(ledger.policy.versions)}
+                "centre": ledger.policy.centre_name, "policy_versions": len(ledger.policy.versions),
+                **({"notices": notices} if notices else {})}
     run(as_json, action)
 
 
@@ -717,6 +721,7 @@ def main() -> None:
 
     cli = importlib.import_module("ledger.cli")  # the same module object even under ``python -m``
     importlib.import_module("ledger.cli_reports")  # projections, statement, audit (ADR 0008)
+    importlib.import_module("ledger.cli_policy")  # policy check (ADR 0015)
     from ledger.cli_bank import register_bank_commands
 
     register_bank_commands(cli.app)  # bank export-debits|import, reconcile, serve (ADR 0009)

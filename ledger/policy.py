@@ -235,6 +235,36 @@ class PolicyVersion(_Section):
     bank: BankPolicy
 
 
+# Loan terms fixed when a loan is disbursed: recorded in its Disbursed event (LN-4, LN-6, LN-7) and kept for its
+# life. A later policy version changes them for loans disbursed from its date on, never for running loans
+# (docs/adr/0015-loan-terms-fixed-at-disbursement.md). term name in a loan's terms -> (section, key, rule).
+DISBURSEMENT_TERMS = {
+    "grace_days": ("loan", "grace_days", "LN-7"),
+    "penalty_multiplier": ("loan", "penalty_multiplier", "LN-7"),
+    "penalty_day_count": ("time", "penalty_day_count", "LN-7"),
+    "prepayment_day_count": ("time", "prepayment_day_count", "LN-6"),
+    "prepayment_blackout_days": ("loan", "prepayment_blackout_days", "LN-6"),
+    "prepayment_minimum": ("loan", "prepayment_minimum", "LN-6"),
+    "due_day": ("loan", "due_day", "LN-4"),
+}
+
+
+@dataclass(frozen=True)
+class TermChange:
+    """A later policy version changing a term loans keep from their disbursement (ADR 0015)."""
+
+    effective_from: date
+    term: str
+    key: str
+    before: Any
+    after: Any
+    rule: str
+
+    def __str__(self) -> str:
+        return (f"{self.key}: {self.before} -> {self.after} from {self.effective_from} applies to loans disbursed "
+                f"from that day; running loans keep the terms they were disbursed with [{self.rule}]")
+
+
 @dataclass(frozen=True)
 class Policy:
     """The centre's dated policy; ``at(day)`` gives the version in force."""
@@ -253,6 +283,17 @@ class Policy:
         if chosen is None:
             raise PolicyError(f"no policy version in force on {day} (first: {self.versions[0].effective_from})")
         return chosen
+
+
+def disbursement_term_changes(policy: "Policy") -> list[TermChange]:
+    """Every version that changes a term fixed at disbursement, in date order (ADR 0015)."""
+    changes: list[TermChange] = []
+    for previous, version in zip(policy.versions, policy.versions[1:]):
+        for term, (section, key, rule) in DISBURSEMENT_TERMS.items():
+            before, after = getattr(getattr(previous, section), key), getattr(getattr(version, section), key)
+            if before != after:
+                changes.append(TermChange(version.effective_from, term, f"{section}.{key}", before, after, rule))
+    return changes
 
 
 def _deep_merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
