@@ -305,6 +305,10 @@ def remit_import(path: Path = typer.Argument(..., exists=True, dir_okay=False), 
     def render(result):
         console.print(f"lines read {result['lines_read']}, accepted {result['lines_accepted']}, "
                       f"documents {len(result['documents'])}, problems {len(result['problems'])}")
+        for document in result["documents"]:
+            console.print(f"  document {document['document']} {document['period']}: serial {document['serial']}, "
+                          f"total {document['total']}{' (repeat)' if document.get('repeat') else ''}",
+                          highlight=False, markup=False)
         for problem in result["problems"][:200]:
             console.print(f"  line {problem['line']}: {problem['field']}: {problem['message']} [{problem['rule']}]",
                           highlight=False, markup=False, soft_wrap=True)

@@ -1,4 +1,4 @@
-"""Dated policy parameters: every ⚙ of SPEC.md lives here, never in code.
+"""Dated policy parameters: every ⚙ of the rules (docs/rules.md) lives here, never in code.
 
 A policy file (TOML) holds the centre's identity and a list of ``versions``,
 each effective from a date; a later version names only what changes and
