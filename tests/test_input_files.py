@@ -12,6 +12,7 @@ the files' fault, not the test's).
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import re
@@ -42,8 +43,7 @@ from ledger.money import Money
 from ledger.sampledata import credit_code, resident_id
 from ledger.services.contributions import CSV_FIELDS, read_remittance_csv
 
-import ledger.cli_reports  # noqa: F401  (registers ``statement`` on the app)
-
+importlib.import_module("ledger.cli_reports")  # registers ``statement`` on the app
 register_bank_commands(app)
 runner = CliRunner()
 
@@ -66,17 +66,17 @@ class Store:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """An employer and two members opened today (the CLI's clock), so a good remittance list applies."""
     url = f"sqlite:///{tmp_path_factory.mktemp('input-files')}/ledger.sqlite3"
-    ledger = Ledger(url)
+    centre = Ledger(url)
     try:
         employer = credit_code(4242)
-        ledger.open_employer(employer, "输入测试单位", "6222000011112222", ledger.today(), ratio="12")
+        centre.open_employer(employer, "输入测试单位", "6222000011112222", centre.today(), ratio="12")
         accounts = []
         for index in range(2):
             number = resident_id(date(1990, 1, 1), 300 + index, index == 0)
-            ledger.open_member(number, f"职工{index}", employer, ledger.today())
-            accounts.append(ledger.open_account(number, ledger.today(), base="7777.00")["account_no"])
+            centre.open_member(number, f"职工{index}", employer, centre.today())
+            accounts.append(centre.open_account(number, centre.today(), base="7777.00")["account_no"])
     finally:
-        ledger.close()
+        centre.close()
     return Store(url, employer, accounts)
 
 
@@ -200,14 +200,14 @@ DAMAGES = ("truncated", "binary", "wrong-encoding", "wrong-field-count", "empty"
 
 def fingerprint(url: str) -> tuple[Any, ...]:
     """What a refused file must leave as it was: the log, the audit chain head, the books, every balance."""
-    ledger = Ledger(url)
+    centre = Ledger(url)
     try:
-        head = ledger.audit.head()
-        balances = sorted((a.account_no, str(a.balance)) for a in ledger.load_many(ledger.account_ids()).values())
-        return (ledger.recorder.max_notification_id(), head.position, head.hash, ledger.trial_balance().rows(),
+        head = centre.audit.head()
+        balances = sorted((a.account_no, str(a.balance)) for a in centre.load_many(centre.account_ids()).values())
+        return (centre.recorder.max_notification_id(), head.position, head.hash, centre.trial_balance().rows(),
                 balances)
     finally:
-        ledger.close()
+        centre.close()
 
 
 def gjj(store: Store, *args: str) -> tuple[int, str, Any]:
