@@ -1,7 +1,7 @@
 """The one small port through which the ledger talks to a bank (BNK-1), its two file adapters, and a folder transport.
 
-:class:`BankAdapter` turns the ledger's outgoing files (debit batches, principal/interest splits) into
-bytes and the bank's incoming bytes (debit results, statements) into parsed files. It knows nothing of
+:class:`BankAdapter` turns the ledger's outgoing files (debit batches and the control record that carries a
+batch's header, principal/interest splits) into bytes and the bank's incoming bytes (debit results, statements) into parsed files. It knows nothing of
 aggregates: matching results to instructions and posting statement lines are the ledger's business
 (BNK-4, BNK-5). :class:`NationalFileAdapter` speaks the national delimited files in the bank's encoding
 (GBK or GB18030, per bank); :class:`CsvAdapter` speaks their CSV forms. :class:`FolderTransport` moves
@@ -17,16 +17,20 @@ from pathlib import Path
 from .formats import (
     FILE_BYTES_MAX,
     DebitBatch,
+    DebitBatchHeader,
     ResultFile,
     SplitFile,
     StatementFile,
     normalize_encoding,
+    parse_debit_batch,
+    parse_debit_batch_csv,
     parse_result_file,
     parse_result_file_csv,
     parse_statement,
     parse_statement_csv,
     write_debit_batch,
     write_debit_batch_csv,
+    write_debit_control,
     write_split_file,
     write_split_file_csv,
 )
@@ -42,6 +46,15 @@ class BankAdapter(ABC):
     @abstractmethod
     def write_debit_batch(self, batch: DebitBatch) -> bytes:
         """BDC105: the bytes of a loan repayment debit batch."""
+
+    @abstractmethod
+    def write_debit_control(self, batch: DebitBatch) -> bytes | None:
+        """BDC105: the control record carrying the batch's header beside the file, or None when the file
+        carries its header itself."""
+
+    @abstractmethod
+    def read_debit_batch(self, data: bytes, request: DebitBatchHeader | None = None) -> DebitBatch:
+        """BDC105 as banks exchange it (no header line; ``request`` the header that travelled with it)."""
 
     @abstractmethod
     def read_debit_results(self, data: bytes) -> ResultFile:
@@ -65,6 +78,12 @@ class NationalFileAdapter(BankAdapter):
     def write_debit_batch(self, batch: DebitBatch) -> bytes:
         return write_debit_batch(batch, self.encoding)
 
+    def write_debit_control(self, batch: DebitBatch) -> bytes | None:
+        return write_debit_control(batch, self.encoding)
+
+    def read_debit_batch(self, data: bytes, request: DebitBatchHeader | None = None) -> DebitBatch:
+        return parse_debit_batch(data, self.encoding, request)
+
     def read_debit_results(self, data: bytes) -> ResultFile:
         return parse_result_file(data, self.encoding)
 
@@ -83,6 +102,12 @@ class CsvAdapter(BankAdapter):
 
     def write_debit_batch(self, batch: DebitBatch) -> bytes:
         return write_debit_batch_csv(batch)
+
+    def write_debit_control(self, batch: DebitBatch) -> bytes | None:
+        return None  # the CSV form carries its header row
+
+    def read_debit_batch(self, data: bytes, request: DebitBatchHeader | None = None) -> DebitBatch:
+        return parse_debit_batch_csv(data, request)
 
     def read_debit_results(self, data: bytes) -> ResultFile:
         return parse_result_file_csv(data)

@@ -17,11 +17,13 @@ from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ledger.aggregates.base import LedgerRuleError
 from ledger.application import ConcurrencyConflictError, NotFoundError
+from ledger.input_files import InputFileError
 from ledger.money import Money, MoneyError
 from ledger.policy import PolicyError, load_policy
 from ledger.storage import StorageConfigError
@@ -88,9 +90,11 @@ def fail(error: Exception, as_json: bool) -> None:
     rule = getattr(error, "rule", None) or type(error).__name__
     code = 3 if isinstance(error, NotFoundError) else 2
     payload = {"error": {"type": type(error).__name__, "field": field, "rule": rule, "message": str(error)}}
+    if isinstance(error, InputFileError):  # a file refused whole: every problem with its line
+        payload["error"]["problems"] = [problem.as_dict() for problem in error.problems]
     if as_json:
         print(json.dumps(payload, ensure_ascii=False, indent=2))
-    err_console.print(f"[red]error[/red]: {error}", markup=True, highlight=False)
+    err_console.print(f"[red]error[/red]: {escape(str(error))}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -141,9 +145,13 @@ def progress_bar(total: int, label: str) -> Progress:
 @app.command()
 def init(as_json: bool = JsonOption):
     """Create the event store (the SQLite file or the PostgreSQL tables) and check the policy."""
+    from ledger.policy import disbursement_term_changes
+
     def action(ledger):
+        notices = [str(change) for change in disbursement_term_changes(ledger.policy)]  # ADR 0015
         return {"store": ledger.storage.engine, "url": ledger.storage.url, "policy": ledger.policy.source,
-                "centre": ledger.policy.centre_name, "policy_versions": len(ledger.policy.versions)}
+                "centre": ledger.policy.centre_name, "policy_versions": len(ledger.policy.versions),
+                **({"notices": notices} if notices else {})}
     run(as_json, action)
 
 
@@ -284,10 +292,12 @@ def history(account_no: str, as_of: Optional[str] = typer.Option(None), as_json:
 # -- remittances ------------------------------------------------------------------------
 @remit_app.command("import")
 def remit_import(path: Path = typer.Argument(..., exists=True, dir_okay=False), as_json: bool = JsonOption):
-    """Import an employer remittance list (CSV, CON-4): bad lines reported, good lines applied once."""
-    total_lines = max(sum(1 for _ in open(path, encoding="utf-8-sig")) - 1, 0)
+    """Import an employer remittance list (CSV, CON-4): bad lines reported, good lines applied once; a file
+    that does not parse (not UTF-8, a line with more or fewer fields than the header) is refused whole."""
+    from ledger.input_files import input_line_count
 
     def action(ledger):
+        total_lines = max(input_line_count(path) - 1, 0)
         with progress_bar(total_lines, "importing") as bar:
             task = bar.add_task("import", total=total_lines)
             return ledger.import_remittances(path, today(), progress=lambda n: bar.advance(task, n))
@@ -295,9 +305,13 @@ def remit_import(path: Path = typer.Argument(..., exists=True, dir_okay=False), 
     def render(result):
         console.print(f"lines read {result['lines_read']}, accepted {result['lines_accepted']}, "
                       f"documents {len(result['documents'])}, problems {len(result['problems'])}")
+        for document in result["documents"]:
+            console.print(f"  document {document['document']} {document['period']}: serial {document['serial']}, "
+                          f"total {document['total']}{' (repeat)' if document.get('repeat') else ''}",
+                          highlight=False, markup=False)
         for problem in result["problems"][:200]:
             console.print(f"  line {problem['line']}: {problem['field']}: {problem['message']} [{problem['rule']}]",
-                          highlight=False)
+                          highlight=False, markup=False, soft_wrap=True)
     result = run(as_json, action, render)
     if result["problems"]:
         raise typer.Exit(1)
@@ -418,10 +432,11 @@ def books_suspense(as_of: Optional[str] = typer.Option(None), as_json: bool = Js
 
     def render(result):
         table = Table(title=f"suspense (2102) as of {result['as_of'] or 'now'}")
-        for column in ("kind", "reference", "value date", "amount"):
+        for column in ("kind", "reference", "value date", "amount", "note"):
             table.add_column(column, justify="right" if column == "amount" else "left")
         for item in result["items"]:
-            table.add_row(item["kind"], item["reference"], item["value_date"] or "", item["amount"])
+            table.add_row(item["kind"], escape(item["reference"]), item["value_date"] or "", item["amount"],
+                          escape(item.get("note", "")))
         console.print(table)
         console.print(f"items {result['total']} / journal 2102 {result['ledger_2102']}: "
                       f"{'agree' if result['ok'] else 'DIFFER'}")
@@ -710,6 +725,7 @@ def main() -> None:
 
     cli = importlib.import_module("ledger.cli")  # the same module object even under ``python -m``
     importlib.import_module("ledger.cli_reports")  # projections, statement, audit (ADR 0008)
+    importlib.import_module("ledger.cli_policy")  # policy check (ADR 0015)
     from ledger.cli_bank import register_bank_commands
 
     register_bank_commands(cli.app)  # bank export-debits|import, reconcile, serve (ADR 0009)

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from bank_adapters.formats import BankFileError
 from bank_adapters.interface import BankAdapter, CsvAdapter, FolderTransport, NationalFileAdapter
+from ledger.input_files import read_input_bytes
 
 bank_app = typer.Typer(help="Bank files: debit batches out, results and statements in (BNK-1..6).",
                        no_args_is_help=True)
@@ -26,6 +28,7 @@ FORMATS = ("national", "csv")
 PROBLEM_LINES_SHOWN_MAX = 200
 RESULT_FILE_PREFIX = b"$"
 CSV_KIND_COLUMN = b"record_kind"
+CONTROL_SUFFIX = "ctl"  # BDC105_<BANK>_<batch>.ctl: the batch header beside its file (docs/bank-adapters.md)
 
 JsonOption = typer.Option(False, "--json", help="Print JSON (money as strings with two decimals).")
 FormatOption = typer.Option("national", "--format", help="national (delimited, GBK/GB18030) | csv")
@@ -72,7 +75,8 @@ def _file_refused(error: BankFileError, as_json: bool) -> None:
         payload = {"type": type(error).__name__, "rule": "BNK-3", "message": "file refused whole",
                    "problems": problems, "omitted": error.omitted_count}
         print(json.dumps({"error": payload}, ensure_ascii=False, indent=2))
-    _cli().err_console.print(f"[red]refused[/red]: {error}", markup=True, highlight=False)
+    _cli().err_console.print(f"[red]refused[/red]: {escape(str(error))}", markup=True, highlight=False,
+                             soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -104,8 +108,8 @@ def export_debits(bank: str = typer.Option(..., help="The bank's code, e.g. ICBC
                   out: Path = typer.Option(Path("gjj-data/outgoing"), "--out", help="Folder for the file"),
                   file_format: str = FormatOption, encoding: Optional[str] = EncodingOption,
                   as_json: bool = JsonOption):
-    """Write the day's BDC105 debit batch and mark its debits SUBMITTED (idempotent: a re-export returns
-    the same file)."""
+    """Write the day's BDC105 debit batch (detail lines; its header in the .ctl control record beside it) and
+    mark its debits SUBMITTED (idempotent: a re-export returns the same files)."""
     from ledger.services.banking import debit_batch_file
 
     day = _day(on, "date")
@@ -116,10 +120,14 @@ def export_debits(bank: str = typer.Option(..., help="The bank's code, e.g. ICBC
         summary = {k: record.get(k) for k in ("bank", "on", "batch_number", "count", "total", "repeat", "left_out")}
         if not record.get("rows"):
             return {**summary, "file": None}
-        data = adapter.write_debit_batch(debit_batch_file(record))
+        batch = debit_batch_file(record)
+        data, control = adapter.write_debit_batch(batch), adapter.write_debit_control(batch)
         suffix = "csv" if file_format == "csv" else "txt"
-        path = FolderTransport(out, out).send(f"BDC105_{bank}_{record['batch_number']}.{suffix}", data)
-        return {**summary, "file": str(path)}
+        name = f"BDC105_{bank}_{record['batch_number']}"
+        transport = FolderTransport(out, out)
+        control_path = transport.send(f"{name}.{CONTROL_SUFFIX}", control) if control is not None else None
+        path = transport.send(f"{name}.{suffix}", data)
+        return {**summary, "file": str(path), "control": str(control_path) if control_path else None}
     run_banking(as_json, action)
 
 
@@ -131,10 +139,9 @@ def import_file(path: Path = typer.Argument(..., exists=True, dir_okay=False, he
                 as_json: bool = JsonOption):
     """Apply a BDC108 result file or a statement: bad lines reported with their line number, the rest
     applied exactly once (BNK-2..6)."""
-    data = path.read_bytes()
-    kind = detect_kind(data, file_format)
-
     def action(ledger):
+        data = read_input_bytes(path)
+        kind = detect_kind(data, file_format)
         adapter = adapter_for(file_format, encoding, ledger)
         header_lines = 1 if file_format == "csv" else 0
         if kind == "BDC108":
@@ -154,7 +161,8 @@ def _render_import(result: dict[str, Any]) -> None:
     console.print(f"{result['kind']} from {result['bank']}: {result['lines_read']} lines: {counts}", highlight=False)
     for row in (result["problems"] + result["suspense"])[:PROBLEM_LINES_SHOWN_MAX]:
         console.print(f"  line {row['line']} {row['status']}: {row['amount']} {row['serial'] or ''} "
-                      f"{row['field']}: {row['message']} [{row['rule']}]", highlight=False)
+                      f"{row['field']}: {row['message']} [{row['rule']}]", highlight=False, markup=False,
+                      soft_wrap=True)
 
 
 # -- gjj reconcile -------------------------------------------------------------------------------------------
@@ -167,10 +175,10 @@ def reconcile_command(path: Path = typer.Argument(..., exists=True, dir_okay=Fal
     """Reconcile a statement against the bank-deposit book (REC-1) and print the 银行存款余额调节表."""
     from ledger.reconcile import reconcile, to_csv, to_text
 
-    data = path.read_bytes()
     day = _cli().parse_day(on, "date") if on else None
 
     def action(ledger):
+        data = read_input_bytes(path)
         adapter = adapter_for(file_format, encoding, ledger)
         first_line = 2 if file_format == "csv" else 1
         results = reconcile(ledger, adapter.read_statement(data), statement_on=day, dry_run=dry_run,

@@ -17,6 +17,7 @@ read here (MNY-2).
 from __future__ import annotations
 
 import json
+import math
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from rich.table import Table
 
 from ledger.application import CHINA_TZ
 from ledger.audit import AuditChainError
+from ledger.input_files import InputFileError, decode_utf8_text, read_input_bytes, refuse
 from ledger.cli import (
     JsonOption,
     app as main_app,
@@ -51,6 +53,7 @@ from ledger.reports import (
 from ledger.statements import account_statement, check_certificate, contribution_certificate, repayment_statement
 
 CHECK_FAILED_EXIT = 4
+CERTIFICATE_BYTES_MAX = 64 * 1024  # a certificate's JSON is a few kilobytes
 PROBLEMS_SHOWN_MAX = 100
 
 projections_app = typer.Typer(help="Read models (rm_* tables) derived from the events.", no_args_is_help=True)
@@ -216,14 +219,16 @@ def statement_repayment(loan_no: str,
         return document
 
     def render(document: dict[str, Any]) -> None:
-        table = Table(title=f"{document['title_zh']} {document['loan_number']} {document['borrower_name']}")
-        for column in ("期次", "应还日", "应还本金", "应还利息", "实还日", "本人公积金", "配偶公积金", "银行卡", "逾期天数", "罚息"):
+        table = Table(title=f"{document['title_zh']} {document['loan_number']} {document['borrower_name']} "
+                            f"当前年利率 {document['annual_rate']}%")
+        for column in ("期次", "应还日", "年利率", "应还本金", "应还利息", "实还日", "本人公积金", "配偶公积金", "银行卡",
+                       "逾期天数", "罚息"):
             table.add_column(column)
         for row in document["instalments"]:
             if row["paid_on"] or row["days_overdue"]:
-                table.add_row(str(row["number"]), row["due_on"], row["due_principal"], row["due_interest"],
-                              row["paid_on"] or "", row["from_borrower_fund"], row["from_spouse_fund"],
-                              row["from_card"], str(row["days_overdue"]), row["penalty"])
+                table.add_row(str(row["number"]), row["due_on"], row["annual_rate"] or "", row["due_principal"],
+                              row["due_interest"], row["paid_on"] or "", row["from_borrower_fund"],
+                              row["from_spouse_fund"], row["from_card"], str(row["days_overdue"]), row["penalty"])
         console.print(table)
     run_checked(as_json, action, render)
 
@@ -233,15 +238,40 @@ def statement_verify_certificate(path: Path = typer.Argument(..., exists=True, d
                                  as_json: bool = JsonOption):
     """Check a certificate's JSON: its verification code against its content and the audit chain."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise typer.BadParameter(f"file: not a certificate JSON ({error})") from None
-    if not isinstance(document, dict):
-        raise typer.BadParameter("file: not a certificate JSON object")
+        document = certificate_document(path)
+    except InputFileError as error:
+        fail(error, as_json)
     result = run_checked(as_json, lambda ledger: check_certificate(ledger.audit, document).as_dict())
     if not result["ok"]:
         err_console.print(f"[red]not valid[/red]: {result['reason']}", highlight=False)
         raise typer.Exit(CHECK_FAILED_EXIT)
+
+
+def certificate_document(path: Path) -> dict[str, Any]:
+    """A certificate's JSON object; a file that is not one is refused with its line (never a traceback)."""
+    text = decode_utf8_text(read_input_bytes(path, CERTIFICATE_BYTES_MAX))
+    try:
+        document = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except json.JSONDecodeError as error:
+        raise refuse("file", f"not a certificate JSON: {error.msg}", error.lineno, "ST-1") from None
+    except ValueError as error:  # a number out of range (see _finite_float)
+        raise refuse("file", f"not a certificate JSON: {error}", rule="ST-1") from None
+    except RecursionError:
+        raise refuse("file", "not a certificate JSON: nested too deeply", rule="ST-1") from None
+    if not isinstance(document, dict):
+        raise refuse("file", "not a certificate JSON object", rule="ST-1")
+    return document
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return number
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a number a certificate holds")
 
 
 # -- audit ---------------------------------------------------------------------------------------

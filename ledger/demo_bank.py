@@ -24,6 +24,7 @@ from bank_adapters.formats import (
     parse_result_file,
     parse_statement,
     write_debit_batch,
+    write_debit_control,
     write_result_file,
     write_statement,
 )
@@ -43,8 +44,9 @@ def exchange_debit_files(ledger: Any, day: date, out: Path, poor: set[str], rng:
     if not record.get("rows") or record.get("repeat"):
         return {}
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"BDC105-{BANK}-{record['batch_number']}.txt").write_bytes(
-        write_debit_batch(debit_batch_file(record), ENCODING))
+    batch = debit_batch_file(record)
+    (out / f"BDC105-{BANK}-{record['batch_number']}.txt").write_bytes(write_debit_batch(batch, ENCODING))
+    (out / f"BDC105-{BANK}-{record['batch_number']}.ctl").write_bytes(write_debit_control(batch, ENCODING))
     lines = []
     for row in record["rows"]:
         code, message = "00000", "成功"

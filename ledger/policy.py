@@ -1,4 +1,4 @@
-"""Dated policy parameters: every ⚙ of SPEC.md lives here, never in code.
+"""Dated policy parameters: every ⚙ of the rules (docs/rules.md) lives here, never in code.
 
 A policy file (TOML) holds the centre's identity and a list of ``versions``,
 each effective from a date; a later version names only what changes and
@@ -24,10 +24,19 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from ledger.money import Money, MoneyError, parse_rate
 
 DEFAULT_POLICY = "sample-city.toml"
+POLICY_FILE_BYTES_MAX = 1024 * 1024
+POLICY_TEXT_CHARS_MAX = 200
 
 
 class PolicyError(ValueError):
-    """The policy file is invalid; the message names the key and the rule."""
+    """The policy file is invalid; the message names the key (``versions[1].loan.grace_days: …``) and prints
+    its rule last, ``[POLICY]`` unless the message names a rule of its own."""
+
+    rule = "POLICY"
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text if text.endswith("]") else f"{text} [{self.rule}]"
 
 
 def _no_float(value: Any, info: Any) -> Any:
@@ -226,6 +235,36 @@ class PolicyVersion(_Section):
     bank: BankPolicy
 
 
+# Loan terms fixed when a loan is disbursed: recorded in its Disbursed event (LN-4, LN-6, LN-7) and kept for its
+# life. A later policy version changes them for loans disbursed from its date on, never for running loans
+# (docs/adr/0015-loan-terms-fixed-at-disbursement.md). term name in a loan's terms -> (section, key, rule).
+DISBURSEMENT_TERMS = {
+    "grace_days": ("loan", "grace_days", "LN-7"),
+    "penalty_multiplier": ("loan", "penalty_multiplier", "LN-7"),
+    "penalty_day_count": ("time", "penalty_day_count", "LN-7"),
+    "prepayment_day_count": ("time", "prepayment_day_count", "LN-6"),
+    "prepayment_blackout_days": ("loan", "prepayment_blackout_days", "LN-6"),
+    "prepayment_minimum": ("loan", "prepayment_minimum", "LN-6"),
+    "due_day": ("loan", "due_day", "LN-4"),
+}
+
+
+@dataclass(frozen=True)
+class TermChange:
+    """A later policy version changing a term loans keep from their disbursement (ADR 0015)."""
+
+    effective_from: date
+    term: str
+    key: str
+    before: Any
+    after: Any
+    rule: str
+
+    def __str__(self) -> str:
+        return (f"{self.key}: {self.before} -> {self.after} from {self.effective_from} applies to loans disbursed "
+                f"from that day; running loans keep the terms they were disbursed with [{self.rule}]")
+
+
 @dataclass(frozen=True)
 class Policy:
     """The centre's dated policy; ``at(day)`` gives the version in force."""
@@ -244,6 +283,17 @@ class Policy:
         if chosen is None:
             raise PolicyError(f"no policy version in force on {day} (first: {self.versions[0].effective_from})")
         return chosen
+
+
+def disbursement_term_changes(policy: "Policy") -> list[TermChange]:
+    """Every version that changes a term fixed at disbursement, in date order (ADR 0015)."""
+    changes: list[TermChange] = []
+    for previous, version in zip(policy.versions, policy.versions[1:]):
+        for term, (section, key, rule) in DISBURSEMENT_TERMS.items():
+            before, after = getattr(getattr(previous, section), key), getattr(getattr(version, section), key)
+            if before != after:
+                changes.append(TermChange(version.effective_from, term, f"{section}.{key}", before, after, rule))
+    return changes
 
 
 def _deep_merge(base: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
@@ -267,8 +317,18 @@ def _find_floats(node: Any, path: str) -> None:
             _find_floats(value, f"{path}[{index}]")
 
 
+def _check_texts(node: Any, path: str) -> None:
+    """Every text in a policy is short (names, codes, kinds): a longer one is a mistake, refused by key."""
+    if isinstance(node, str) and len(node) > POLICY_TEXT_CHARS_MAX:
+        raise PolicyError(f"{path}: longer than POLICY_TEXT_CHARS_MAX = {POLICY_TEXT_CHARS_MAX} characters")
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in children:
+        _check_texts(value, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key))
+
+
 def parse_policy(data: dict[str, Any], source: str = "<memory>") -> Policy:
     _find_floats(data, "")
+    _check_texts(data, "")
     for key in ("centre_name", "centre_code", "city", "versions"):
         if key not in data:
             raise PolicyError(f"{key}: required key missing")
@@ -297,10 +357,26 @@ def load_policy(path: str | Path | None = None) -> Policy:
         text = resources.files("ledger.policies").joinpath(DEFAULT_POLICY).read_text("utf-8")
         source = f"ledger/policies/{DEFAULT_POLICY}"
     else:
-        text = Path(path).read_text("utf-8")
+        text = _policy_text(Path(path))
         source = str(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source}: not valid TOML: {exc}") from None
     return parse_policy(data, source)
+
+
+def _policy_text(path: Path) -> str:
+    """A policy file's text: readable, at most POLICY_FILE_BYTES_MAX, UTF-8 (refused with the line otherwise)."""
+    try:
+        size = path.stat().st_size
+        if size > POLICY_FILE_BYTES_MAX:
+            raise PolicyError(f"{path}: {size} bytes is larger than POLICY_FILE_BYTES_MAX = {POLICY_FILE_BYTES_MAX}")
+        data = path.read_bytes()
+    except OSError as error:
+        raise PolicyError(f"{path}: cannot be read: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise PolicyError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[error.start]:02x})") from None

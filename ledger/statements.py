@@ -7,8 +7,9 @@
   verification code is ``AuditChain.certificate_code`` over the certificate's canonical JSON,
   tied to the audit chain head whose position is the certificate number's last part.
 - :func:`check_certificate` — recomputes that code from a certificate's JSON and the chain.
-- :func:`repayment_statement` — 还款明细 of a loan as of D: each instalment due, what paid it and
-  from where (borrower fund / spouse fund / card, OFF-5), days overdue and penalty (LN-7).
+- :func:`repayment_statement` — 还款明细 of a loan as of D: each instalment due at its rate, what paid it
+  and from where (borrower fund / spouse fund / card, OFF-5), days overdue and penalty (LN-7); the header
+  shows the rate in force on D (after a 1 January repricing the new one, LN-2) and the rate at disbursement.
 
 Months paid follow CON-3: a deferred (缓缴) period counts as paid and continuous while its
 back-payment deadline has not passed on D. The documents are the dataclasses of
@@ -52,7 +53,8 @@ CODE_CHARS_MAX = 64
 CONTINUITY_MONTHS = 6  # ST-1 / LN-1: the 6 periods before the month of D
 DEFERRAL_MONTHS_MAX = 120
 CERTIFICATE_PREFIX = "ZM"
-CERTIFICATE_NUMBER = re.compile(r"^ZM\d{8}-[0-9A-Za-z]+-(\d+)$")
+CHAIN_POSITION_DIGITS_MAX = 18  # a chain position fits a signed 64-bit integer
+CERTIFICATE_NUMBER = re.compile(r"^ZM\d{8}-[0-9A-Za-z]+-(\d{1,%d})$" % CHAIN_POSITION_DIGITS_MAX)
 PENDING_CODE = "pending"
 
 ENTRY_KINDS = {
@@ -270,7 +272,15 @@ def repayment_instalment(row: dict[str, Any]) -> RepaymentInstalment:
         paid_principal=money(row["paid_principal_fen"]), paid_interest=money(row["paid_interest_fen"]),
         paid_penalty=money(row["paid_penalty_fen"]), from_borrower_fund=money(row["from_borrower_fund_fen"]),
         from_spouse_fund=money(row["from_spouse_fund_fen"]), from_card=money(row["from_card_fen"]),
-        days_overdue=row["days_overdue"], penalty=money(row["paid_penalty_fen"]))
+        days_overdue=row["days_overdue"], penalty=money(row["paid_penalty_fen"]),
+        annual_rate=Decimal(row["annual_rate"]))
+
+
+def rate_in_force(instalments: tuple[RepaymentInstalment, ...], as_of: date, disbursement_rate: Decimal) -> Decimal:
+    """ST-1 / LN-2: the loan's rate as of D, as the loan book reads it — the rate of the first instalment due
+    after D (the one accruing), else the last instalment's; the rate at disbursement if there is none."""
+    upcoming = next((i for i in instalments if i.due_on > as_of), instalments[-1] if instalments else None)
+    return upcoming.annual_rate if upcoming is not None and upcoming.annual_rate is not None else disbursement_rate
 
 
 def repayment_statement(read: ReadModel, loan_no: str, as_of: date, *, issued_on: date,
@@ -282,9 +292,10 @@ def repayment_statement(read: ReadModel, loan_no: str, as_of: date, *, issued_on
     method = METHODS.get(loan["method"])
     if method is None:
         raise DocumentError("method", f"unknown repayment method {loan['method']!r}", "LN-3")
-    rows = repayment_rows(read.engine, loan_no, as_of)
+    instalments = tuple(repayment_instalment(r) for r in repayment_rows(read.engine, loan_no, as_of))
+    disbursement_rate = Decimal(loan["annual_rate"])
     return RepaymentStatement(
         centre_name=centre_name, loan_number=loan_no, borrower_name=loan["borrower_name"],
-        principal=money(loan["principal_fen"]), annual_rate=Decimal(loan["annual_rate"]),
-        term_months=loan["months"], method=method, instalments=tuple(repayment_instalment(r) for r in rows),
-        issued_on=issued_on)
+        principal=money(loan["principal_fen"]), annual_rate=rate_in_force(instalments, as_of, disbursement_rate),
+        term_months=loan["months"], method=method, instalments=instalments, issued_on=issued_on,
+        disbursement_annual_rate=disbursement_rate)

@@ -40,6 +40,7 @@ from bank_adapters.formats import (
     is_valid_card,
     parse_debit_batch,
     parse_debit_batch_csv,
+    parse_debit_control,
     parse_result_file,
     parse_result_file_csv,
     parse_serial,
@@ -50,6 +51,7 @@ from bank_adapters.formats import (
     validate_card,
     write_debit_batch,
     write_debit_batch_csv,
+    write_debit_control,
     write_result_file,
     write_result_file_csv,
     write_split_file,
@@ -542,10 +544,87 @@ def test_debit_lines_must_fit_the_file_type_and_run_from_one() -> None:
     assert problems_of(error) == [(2, "sequence")]
 
 
-def test_debit_header_is_required_first() -> None:
+def test_debit_header_when_a_file_carries_it_is_its_first_line() -> None:
+    """Real BDC105 files have no header line (BANK-FORMATS.md); one that has it has it first, once."""
+    with pytest.raises(BankFileError) as error:
+        parse_debit_batch(gbk(EXAMPLE_DEBIT, EXAMPLE_HEADER))
+    assert problems_of(error) == [(2, "header")]
     with pytest.raises(BankFileError) as error:
         parse_debit_batch(gbk(EXAMPLE_DEBIT, EXAMPLE_DEBIT))
+    assert problems_of(error) == [(2, "sequence")]
+    with pytest.raises(BankFileError) as error:
+        parse_debit_batch(gbk(EXAMPLE_HEADER))
+    assert problems_of(error) == [(2, "line")]
+    with pytest.raises(BankFileError) as error:
+        parse_debit_batch(gbk(EXAMPLE_HEADER.replace("H@|$", "X@|$")))
     assert problems_of(error) == [(1, "record_tag")]
+
+
+# -- BDC105 as banks exchange it: no header line, empty 付方地址 and 多方协议号 ------------------------------
+REAL_OTHER_BANK = (
+    "2@|$1391.79@|$6228480000000000001@|$李四@|$103100000019@|$103100000027@|$@|$@|$1@|$"
+    "202502150000002 公积金贷款扣划@|$"
+)
+REQUEST = f"3@|$3100000001@|${CENTRE}@|$2@|$3459.58@|$PJ202502150001@|$"
+
+
+def test_a_real_batch_without_header_line_and_with_empty_address_and_agreement_is_read() -> None:
+    data = gbk(EXAMPLE_DEBIT, REAL_OTHER_BANK) + b"\n"
+    batch = parse_debit_batch(data)
+    assert batch.header is None and not batch.layout.header_line
+    same, other = batch.records
+    assert isinstance(same, SameBankDebit) and isinstance(other, OtherBankDebit)
+    assert (other.payer_address, other.agreement_number, other.serial) == ("", "", "202502150000002")
+    assert write_debit_batch(replace(batch, header=parse_debit_control(gbk(REQUEST)))) == data
+
+
+def test_a_batch_without_header_line_is_checked_against_its_request() -> None:
+    data = gbk(EXAMPLE_DEBIT, REAL_OTHER_BANK)
+    batch = parse_debit_batch(data, request=parse_debit_control(gbk(REQUEST)))
+    assert batch.header is not None and batch.header.project_number == "PJ202502150001"
+    assert (batch.header.total_count, batch.header.total_amount) == (2, Money("3459.58"))
+    wrong_total = REQUEST.replace("3459.58", "3459.59")
+    with pytest.raises(BankFileError) as error:
+        parse_debit_batch(data, request=parse_debit_control(gbk(wrong_total)))
+    assert problems_of(error) == [(0, "total_amount")]
+    assert "batch request" in str(error.value)
+    same_bank_only = REQUEST.replace("3@|$", "1@|$", 1)
+    with pytest.raises(BankFileError) as error:
+        parse_debit_batch(data, request=parse_debit_control(gbk(same_bank_only)))
+    assert problems_of(error) == [(2, "line")]
+    with pytest.raises(BankFileError) as error:  # a header line that contradicts the request
+        parse_debit_batch(gbk(EXAMPLE_HEADER, EXAMPLE_DEBIT), request=parse_debit_control(gbk(REQUEST)))
+    assert (1, "header") in problems_of(error)
+
+
+def test_the_ledger_writes_its_batches_without_header_line_and_the_header_in_a_control_record() -> None:
+    batch = DebitBatch.build(account_number="3100000001", account_name=CENTRE, project_number="PJ202502150001",
+                             records=parse_debit_batch(gbk(EXAMPLE_DEBIT, REAL_OTHER_BANK)).records,
+                             header_line=False)
+    data, control = write_debit_batch(batch), write_debit_control(batch)
+    assert data == gbk(EXAMPLE_DEBIT, REAL_OTHER_BANK)
+    assert control == gbk(REQUEST) + b"\n"
+    assert parse_debit_batch(data, request=parse_debit_control(control)) == batch
+    with pytest.raises(BankFileError):  # the totals are checked even though they are not a line of the file
+        write_debit_batch(replace(batch, header=replace(batch.header, total_count=3)))
+    with pytest.raises(BankFileError):
+        write_debit_batch(replace(batch, header=None))
+    assert parse_debit_batch_csv(write_debit_batch_csv(batch)) == batch  # the CSV form keeps its header row
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_batches_without_header_line_round_trip_with_their_control_record(encoding: str) -> None:
+    @settings(max_examples=60, deadline=None)
+    @given(debit_batches())
+    def check(batch: DebitBatch) -> None:
+        bank_form = replace(batch, layout=replace(batch.layout, header_line=False))
+        data, control = write_debit_batch(bank_form, encoding), write_debit_control(bank_form, encoding)
+        assert not data.startswith(b"H@|$")
+        parsed = parse_debit_batch(data, encoding, request=parse_debit_control(control, encoding))
+        assert parsed == batch
+        assert write_debit_batch(parsed, encoding) == data
+
+    check()
 
 
 def test_result_summary_is_required_first() -> None:

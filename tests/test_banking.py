@@ -20,19 +20,24 @@ from stdnum import luhn
 from typer.testing import CliRunner
 
 from bank_adapters.formats import (
+    BankFileError,
     ResultFile,
     ResultLine,
     ResultSummary,
     StatementFile,
     StatementLine,
     parse_debit_batch,
+    parse_debit_control,
+    parse_result_file,
     write_debit_batch,
+    write_debit_control,
     write_result_file,
     write_result_file_csv,
     write_statement,
 )
 from ledger.app import Ledger
 from ledger.application import CHINA_TZ, Clock, FixedClock
+from ledger.aggregates.base import LedgerRuleError
 from ledger.aggregates.documents import SerialRef
 from ledger.money import Money
 from ledger.sampledata import credit_code, resident_id
@@ -194,7 +199,9 @@ def test_export_writes_one_batch_same_and_other_bank_forms_and_is_idempotent(cen
     record = ledger.export_debits(BANK, DEDUCTION_ON, "GBK")
     assert record["count"] == 3 and record["rows"][0]["amount"] == "2067.79"
     assert record["total"] == str(Money.sum(Money(row["amount"]) for row in record["rows"]))
-    batch = parse_debit_batch(write_debit_batch(debit_batch_file(record)))
+    data, control = write_debit_batch(debit_batch_file(record)), write_debit_control(debit_batch_file(record))
+    assert data.startswith(b"1@|$") and control.count(b"\n") == 1  # as banks take it: the header beside the file
+    batch = parse_debit_batch(data, request=parse_debit_control(control))
     assert int(batch.header.file_type) == 3 and batch.header.project_number == record["batch_number"]
     kinds = [type(r).__name__ for r in batch.records]
     assert kinds == ["SameBankDebit", "OtherBankDebit", "SameBankDebit"]
@@ -251,8 +258,61 @@ def test_an_unknown_sequence_or_batch_is_reported(sqlite_centre: LoanCentre) -> 
     answer = result_file(record, changes={3: {"sequence": 9}})
     report = ledger.import_debit_results(answer)
     assert [(p["line"], p["field"]) for p in report["problems"]] == [(4, "sequence")]
-    with pytest.raises(LookupError):
+    with pytest.raises(LedgerRuleError) as refused:  # an unknown batch needs its bank, to key the money it took
         ledger.import_debit_results(result_file({**record, "batch_number": "202502179999999"}))
+    assert (refused.value.field, refused.value.rule) == ("bank", "BNK-5")
+
+
+def test_money_collected_for_an_unknown_batch_goes_to_suspense_and_failures_are_reported(
+        centre: LoanCentre) -> None:
+    """BNK-5: a BDC108 file for a batch the ledger never sent is read, not refused: what the bank collected is
+    held in suspense (2102) under its bank reference and listed for staff; failed lines are reported."""
+    ledger = centre.ledger
+    record = ledger.export_debits(BANK, DEDUCTION_ON, "GBK")
+    unknown = {**record, "batch_number": "202502179999999"}
+    answer = result_file(unknown, failures={2: ("E0001", "余额不足")}, prefix="U")
+    debits_before = {d.serial: d.state for d in ledger.debits(("SUBMITTED",))}
+    report = ledger.import_debit_results(answer, bank=BANK)
+    assert report["batch_known"] is False and report["counts"] == {"suspense": 2, "problem": 1}
+    held = [(row["line"], row["amount"], row["reference"]) for row in report["suspense"]]
+    assert held == [(2, record["rows"][0]["amount"], "ICBC/20250217/U000001"),
+                    (4, record["rows"][2]["amount"], "ICBC/20250217/U000003")]
+    assert [(p["line"], p["field"], p["rule"]) for p in report["problems"]] == [(3, "batch_number", "BNK-4")]
+    assert {d.serial: d.state for d in ledger.debits(("SUBMITTED",))} == debits_before  # no debit touched
+    listed = {item["reference"]: item for item in ledger.suspense_items()["items"]}
+    assert listed["ICBC/20250217/U000001"]["amount"] == record["rows"][0]["amount"]
+    assert "202502179999999" in listed["ICBC/20250217/U000001"]["note"]
+    assert ledger.suspense_items()["ok"] and ledger.check_books()["ok"] and ledger.trial_balance().difference.is_zero
+    before = head(ledger)
+    again = ledger.import_debit_results(answer, bank=BANK)
+    assert again["counts"] == {"repeat": 2, "problem": 1} and head(ledger) == before
+    disagreeing = _edit_field(write_result_file(answer), 0, 9, lambda value: [b"3"])  # 成功笔数 3, lines say 2
+    with pytest.raises(BankFileError) as refused:
+        parse_result_file(disagreeing)
+    assert [(p.line_number, p.field) for p in refused.value.problems][:1] == [(1, "success_count")]
+
+
+def test_cli_unknown_batch_results_are_held_and_listed_and_a_bad_summary_refused(
+        sqlite_url: str, sqlite_centre: LoanCentre, gjj: Any, tmp_path: Path) -> None:
+    record = sqlite_centre.ledger.export_debits(BANK, DEDUCTION_ON, "GBK")
+    answer = result_file({**record, "batch_number": "202502179999999"}, failures={2: ("E0001", "余额不足")},
+                         prefix="U")
+    bad = tmp_path / "BDC108-bad-summary.txt"
+    bad.write_bytes(_edit_field(write_result_file(answer), 0, 9, lambda value: [b"3"]))
+    before = head(sqlite_centre.ledger)
+    code, out, text = gjj(sqlite_url, "bank", "import", str(bad), "--bank", BANK, "--json")
+    assert code == 2 and out["error"]["problems"][0]["field"] == "success_count", text
+    assert head(sqlite_centre.ledger) == before
+    path = tmp_path / "BDC108-unknown.txt"
+    path.write_bytes(write_result_file(answer))
+    code, out, text = gjj(sqlite_url, "bank", "import", str(path), "--json")
+    assert code == 2 and "bank: " in text and "[BNK-5]" in text
+    code, report, text = gjj(sqlite_url, "bank", "import", str(path), "--bank", BANK, "--json")
+    assert code == 1 and report["counts"] == {"suspense": 2, "problem": 1}, text  # the failure is reported
+    code, listed, text = gjj(sqlite_url, "books", "suspense", "--json")
+    assert code == 0 and listed["ok"], text
+    references = {item["reference"] for item in listed["items"] if item["kind"] == "bank-receipt"}
+    assert {"ICBC/20250217/U000001", "ICBC/20250217/U000003"} <= references
 
 
 # -- statements -----------------------------------------------------------------------------------------------
@@ -380,7 +440,10 @@ def test_cli_export_then_import_results(sqlite_url: str, sqlite_centre: LoanCent
                           "--out", str(tmp_path), "--json")
     assert code == 0, text
     assert Path(out["file"]).name == f"BDC105_{BANK}_{out['batch_number']}.txt"
+    assert Path(out["control"]).name == f"BDC105_{BANK}_{out['batch_number']}.ctl"
     written = Path(out["file"]).read_bytes()
+    batch = parse_debit_batch(written, request=parse_debit_control(Path(out["control"]).read_bytes()))
+    assert (batch.header.project_number, batch.header.total_count) == (out["batch_number"], 3)
     code, again, text = gjj(sqlite_url, "bank", "export-debits", "--bank", BANK, "--date", "2025-02-17",
                             "--out", str(tmp_path), "--json")
     assert code == 0 and again["repeat"] and Path(again["file"]).read_bytes() == written

@@ -368,3 +368,68 @@ def test_certificate_counts_are_consistent() -> None:
 
 def test_mask_id_number_keeps_four_at_each_end() -> None:
     assert mask_id_number("110101199003071234") == "1101**********1234"
+
+
+# -- layout: every text stays inside its table cell -----------------------------------------------------
+INTEREST_SERIAL = "int:2026:1101050000000001"  # the posting id of a 结息 line (INT-1): 25 characters
+ADJUSTMENT_SERIAL = "rev:int:2026:1101050000000001:interest"  # the longest kind: an interest adjustment (COR-3)
+
+
+def statement_with_interest_lines() -> AccountStatement:
+    statement = sample_statement()
+    last = statement.lines[-1]
+    interest = line(date(2025, 6, 30), EntryKind.INTEREST, "0", "180.35", "13872.56", reason_code="",
+                    serial=INTEREST_SERIAL, reference="结息 2024-07-01..2025-06-30 " + INTEREST_SERIAL)
+    adjusted = line(date(2025, 6, 30), EntryKind.INTEREST_ADJUSTMENT, "0", "0.41", "13872.97",
+                    serial=ADJUSTMENT_SERIAL)
+    assert last.balance == yuan("13692.21")
+    return replace(statement, lines=(*statement.lines, interest, adjusted), closing_balance=yuan("13872.97"),
+                   period_to=date(2025, 6, 30))
+
+
+def text_crossing_a_column_rule(pdf: bytes) -> list[tuple[str, float, float]]:
+    """Words whose box crosses a vertical rule of a table drawn beside them: text overflowing its column.
+    Measured as a reader sees it: pymupdf's word boxes against the grid lines the PDF draws."""
+    crossing = []
+    with pymupdf.open(stream=pdf, filetype="pdf") as document:
+        for page in document:
+            rules = []
+            for drawing in page.get_drawings():
+                for item in drawing["items"]:
+                    if item[0] == "l" and abs(item[1].x - item[2].x) < 0.1 and abs(item[1].y - item[2].y) > 1:
+                        rules.append((item[1].x, min(item[1].y, item[2].y), max(item[1].y, item[2].y)))
+            for x0, y0, x1, y1, word, *_ in page.get_text("words"):
+                middle = (y0 + y1) / 2
+                for x, top, bottom in rules:
+                    if top <= middle <= bottom and x0 + 0.5 < x < x1 - 0.5:
+                        crossing.append((word, x0, x1))
+    return crossing
+
+
+def test_the_interest_lines_long_serial_stays_inside_its_column() -> None:
+    statement = statement_with_interest_lines()
+    pdf = render_account_statement_pdf(statement)
+    assert text_crossing_a_column_rule(pdf) == []
+    text = "".join(page_texts(pdf)).replace("\n", "")
+    assert INTEREST_SERIAL in text and ADJUSTMENT_SERIAL in text  # wrapped, not cut
+
+
+def test_no_repayment_statement_text_crosses_a_column() -> None:
+    assert text_crossing_a_column_rule(render_repayment_statement_pdf(sample_repayment())) == []
+
+
+def test_repayment_statement_shows_each_instalments_rate_and_the_current_rate() -> None:
+    """ST-1 after a 1 January repricing (LN-2): the header shows the rate in force, each row its own."""
+    sample = sample_repayment()
+    repriced = replace(sample.instalments[2], annual_rate=Decimal("2.60"))
+    statement = replace(sample, annual_rate=Decimal("2.60"), disbursement_annual_rate=Decimal("2.85"),
+                        instalments=(replace(sample.instalments[0], annual_rate=Decimal("2.85")),
+                                     replace(sample.instalments[1], annual_rate=Decimal("2.85")), repriced))
+    document = repayment_statement_to_json(statement)
+    assert (document["annual_rate"], document["disbursement_annual_rate"]) == ("2.60", "2.85")
+    assert [row["annual_rate"] for row in document["instalments"]] == ["2.85", "2.85", "2.60"]
+    text = "\n".join(page_texts(render_repayment_statement_pdf(statement)))
+    assert "当前年利率" in text and "发放时年利率" in text and "年利率" in text
+    assert text.count("2.6%") == 2 and text.count("2.85%") == 3  # header once + rows
+    with pytest.raises(DocumentError):
+        replace(sample.instalments[0], annual_rate=Decimal("-1"))

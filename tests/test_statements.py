@@ -281,3 +281,33 @@ def test_repayment_statement_splits_instalment_one_by_payer(fund, offset_loan):
         assert projector.digest() == digest
     finally:
         projector.close()
+
+
+def test_repayment_statement_after_a_1_january_repricing_shows_each_rate_and_the_current_one(fund, offset_loan):
+    """ST-1 / LN-2: the worked loan moves to 2.60 % on 2026-01-01 from instalment 13 (2,003.54 × 348); the
+    statement shows 2.85 % on instalments 1-12, 2.60 % from 13, the current rate 2.60 % in its header, and
+    the rate at disbursement beside it — not the rate at disbursement as if it were the rate now."""
+    from ledger.reports import render_repayment_statement_pdf, repayment_statement_to_json
+    from ledger.statements import repayment_statement
+
+    fund.on(date(2026, 1, 1))
+    fund.ledger.reprice_loans(date(2026, 1, 1))
+    projector = Projector.for_ledger(fund.ledger)
+    try:
+        projector.catch_up()
+        read = ReadModel(projector.engine)
+        statement = repayment_statement(read, offset_loan["loan_no"], date(2026, 2, 28), issued_on=date(2026, 3, 1),
+                                        centre_name=fund.ledger.policy.centre_name)
+        twelfth, thirteenth = statement.instalments[11:13]
+        assert (twelfth.annual_rate, thirteenth.annual_rate) == (Decimal("2.85"), Decimal("2.60"))
+        assert thirteenth.due_principal + thirteenth.due_interest == Money("2003.54")
+        assert (statement.annual_rate, statement.disbursement_annual_rate) == (Decimal("2.60"), Decimal("2.85"))
+        before = repayment_statement(read, offset_loan["loan_no"], date(2025, 12, 31), issued_on=date(2026, 3, 1),
+                                     centre_name="中心")
+        assert before.annual_rate == Decimal("2.85")  # instalment 12, due 2026-01-15, still runs at 2.85 %
+        document = repayment_statement_to_json(statement)
+        assert document["annual_rate"] == "2.60" and document["instalments"][12]["annual_rate"] == "2.60"
+        text = pdf_text(render_repayment_statement_pdf(statement))
+        assert "当前年利率\n2.6%" in text and "发放时年利率\n2.85%" in text
+    finally:
+        projector.close()

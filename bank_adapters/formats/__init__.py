@@ -18,10 +18,11 @@ Rules every reader and writer keeps:
   ``layout``. Both are left out of equality.
 - Card numbers are not checked against Luhn while parsing; :func:`validate_card` is the caller's check.
 
-BDC105 header layout (chosen here; BANK-FORMATS.md names the fields only): the first line is
-``H@|$文件类型@|$收款账号@|$收款户名@|$总笔数@|$总金额@|$批次项目编号@|$``, e.g.
-``H@|$1@|$3100000001@|$某市住房公积金管理中心@|$1@|$2067.79@|$PJ202502150001@|$``, with 文件类型 1 (same
-bank), 2 (other banks) or 3 (mixed).
+BDC105 header: real batches carry no header line (the header fields travel with the batch request); the
+ledger writes its batches that way, the header in a one-line control record beside the file
+(``write_debit_control``, ``parse_debit_batch(data, request=parse_debit_control(control))``), and still
+reads the older form whose first line is ``H@|$文件类型@|$收款账号@|$收款户名@|$总笔数@|$总金额@|$批次项目编号@|$``
+(see ``bank_adapters.formats.debit``).
 """
 
 from .csv_form import RECORD_KIND_COLUMN
@@ -33,8 +34,10 @@ from .debit import (
     SameBankDebit,
     parse_debit_batch,
     parse_debit_batch_csv,
+    parse_debit_control,
     write_debit_batch,
     write_debit_batch_csv,
+    write_debit_control,
 )
 from .fields import TextLayout
 from .problems import (
@@ -120,6 +123,7 @@ __all__ = [
     "normalize_encoding",
     "parse_debit_batch",
     "parse_debit_batch_csv",
+    "parse_debit_control",
     "parse_result_file",
     "parse_result_file_csv",
     "parse_serial",
@@ -130,6 +134,7 @@ __all__ = [
     "validate_card",
     "write_debit_batch",
     "write_debit_batch_csv",
+    "write_debit_control",
     "write_result_file",
     "write_result_file_csv",
     "write_split_file",

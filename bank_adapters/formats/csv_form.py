@@ -84,7 +84,10 @@ def _decoded_line(file_format: FileFormat, line_number: int, raw_line: bytes, pr
     except UnicodeDecodeError:
         pass
     lossy = raw_line.decode(CSV_ENCODING, "surrogateescape")
-    cells = next(csv.reader([lossy]), [""])
+    try:
+        cells = next(csv.reader([lossy]), [""])
+    except csv.Error:  # a stray carriage return or quote: name the field by commas alone
+        cells = lossy.split(",")
     index = next((i for i, cell in enumerate(cells) if _has_escaped_byte(cell)), 0)
     names = csv_columns(file_format)
     name = names[index] if index < len(names) else f"field {index + 1}"

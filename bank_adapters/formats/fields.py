@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple, Protocol, Sequence, cast
 
 from ledger.money import Money, MoneyError
 
-from .problems import Problems
+from .problems import FIELD_CHARS_MAX, Problems
 
 RawTexts = tuple[tuple[str, str], ...]
 
@@ -233,12 +233,17 @@ class RecordKind:
 
 @dataclass(frozen=True)
 class TextLayout:
-    """How a file's lines were laid out, kept so a parsed file is written back byte for byte."""
+    """How a file's lines were laid out, kept so a parsed file is written back byte for byte.
+
+    ``header_line`` (BDC105 only): whether the batch header is a line of the file; in the files banks
+    exchange it is not (it travels with the batch request, see ``bank_adapters.formats.debit``).
+    """
 
     newline: str = "\n"
     final_newline: bool = False
     end_marker: bool = False
     bom: bool = False
+    header_line: bool = True
 
 
 class Entry(NamedTuple):
@@ -273,6 +278,10 @@ def parse_record(kind: RecordKind, texts: Sequence[str], line_number: int, probl
     values: dict[str, Any] = {}
     raw_texts: list[tuple[str, str]] = []
     for column, text in zip(kind.columns, texts, strict=True):
+        if len(text) > FIELD_CHARS_MAX:
+            rule = f"BNK-3 longer than FIELD_CHARS_MAX = {FIELD_CHARS_MAX} characters"
+            problems.add(line_number, column.name, rule, text, column.label)
+            continue
         try:
             value = column.codec.parse(text)
         except FieldRuleError as error:

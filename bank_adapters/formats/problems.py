@@ -8,6 +8,7 @@ writer enforces are named here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -16,8 +17,11 @@ FILE_LINES_MAX = 1_000_000
 PROBLEMS_KEPT_MAX = 1_000
 PROBLEMS_SHOWN_MAX = 20
 VALUE_SHOWN_CHARS_MAX = 40
+FIELD_CHARS_MAX = 1_000
 WHOLE_FILE = 0
 ENCODINGS = ("GBK", "GB18030")
+DEFAULT_RULE = "BNK-3"
+RULE_ID = re.compile(r"([A-Z]+-[0-9]+) (.*)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -31,10 +35,18 @@ class Problem:
     label: str = ""
 
     def __str__(self) -> str:
+        """``line 3, amount (金额): not an amount … (got '1e3') [MNY-1]``: where, field, message, rule."""
         where = "file" if self.line_number == WHOLE_FILE else f"line {self.line_number}"
         label = f" ({self.label})" if self.label else ""
         shown = f" (got {self.value!r})" if self.value else ""
-        return f"{where}, {self.field}{label}: {self.rule}{shown}"
+        rule_id, message = split_rule(self.rule)
+        return f"{where}, {self.field}{label}: {message}{shown} [{rule_id}]"
+
+
+def split_rule(text: str) -> tuple[str, str]:
+    """(rule id, message) of a problem's rule text ``"BNK-3 wrong field count: …"``; BNK-3 when it names none."""
+    matched = RULE_ID.fullmatch(text)
+    return (matched.group(1), matched.group(2)) if matched else (DEFAULT_RULE, text)
 
 
 class BankFileError(ValueError):

@@ -294,7 +294,8 @@ INSTALMENT_MONEY_FIELDS = (
 
 @dataclass(frozen=True)
 class RepaymentInstalment:
-    """One instalment: what fell due, what was paid and from where (OFF-5), overdue days and 罚息."""
+    """One instalment: what fell due at which rate (LN-2: a 1 January repricing changes it from the first
+    period starting on or after that day), what was paid and from where (OFF-5), overdue days and 罚息."""
 
     number: int
     due_on: date
@@ -309,10 +310,13 @@ class RepaymentInstalment:
     from_card: Money = ZERO
     days_overdue: int = 0
     penalty: Money = ZERO
+    annual_rate: Decimal | None = None
 
     def __post_init__(self) -> None:
         _check_count("number", self.number, REPAYMENT_INSTALMENTS_MAX, count_min=1)
         _check_date("due_on", self.due_on)
+        if self.annual_rate is not None:
+            _check_percent("annual_rate", self.annual_rate)
         for name in INSTALMENT_MONEY_FIELDS:
             _check_money(name, getattr(self, name))
         _check_count("days_overdue", self.days_overdue, DAYS_OVERDUE_MAX)
@@ -343,7 +347,11 @@ class RepaymentInstalment:
 
 @dataclass(frozen=True)
 class RepaymentStatement:
-    """还款明细 of one fund loan: header terms and one row per instalment."""
+    """还款明细 of one fund loan: header terms and one row per instalment.
+
+    ``annual_rate`` is the rate in force now (ST-1: after a 1 January repricing, the new one), each
+    instalment carries the rate it bears, and ``disbursement_annual_rate`` the rate the loan started at.
+    """
 
     title_zh: ClassVar[str] = "个人住房公积金贷款还款明细"
     centre_name: str
@@ -355,6 +363,7 @@ class RepaymentStatement:
     method: RepaymentMethod
     instalments: tuple[RepaymentInstalment, ...]
     issued_on: date
+    disbursement_annual_rate: Decimal | None = None
 
     def __post_init__(self) -> None:
         _check_text("centre_name", self.centre_name)
@@ -362,6 +371,8 @@ class RepaymentStatement:
         _check_text("loan_number", self.loan_number, CODE_CHARS_MAX)
         _check_money("principal", self.principal)
         _check_percent("annual_rate", self.annual_rate)
+        if self.disbursement_annual_rate is not None:
+            _check_percent("disbursement_annual_rate", self.disbursement_annual_rate)
         _check_count("term_months", self.term_months, REPAYMENT_INSTALMENTS_MAX, count_min=1)
         _check_enum("method", self.method, RepaymentMethod)
         _check_date("issued_on", self.issued_on)

@@ -55,6 +55,7 @@ TITLE_POINTS = 14
 MARGIN = 12 * mm
 HEADER_HEIGHT = 18 * mm
 FOOTER_HEIGHT = 10 * mm
+CELL_PADDING = 2 * 2.5  # left and right padding of a table cell (see _grid_style)
 GRID_COLOUR = colors.HexColor("#9a9a9a")
 HEADER_FILL = colors.HexColor("#e4e8ee")
 STRIPE_FILL = colors.HexColor("#f6f7f9")
@@ -123,9 +124,11 @@ def _para(text: str, points: float = BODY_POINTS, alignment: int = TA_LEFT) -> P
     return Paragraph(_markup(text), _style(points, alignment))
 
 
-def _cell(text: str) -> str | Paragraph:
-    """Plain text when the Latin font has every character (fast); a mixed-font paragraph otherwise."""
-    if all(_font_for(char) == FONT_LATIN for char in text):
+def _cell(text: str, width: float | None = None) -> str | Paragraph:
+    """Plain text when the Latin font has every character and it fits ``width`` (fast); otherwise a paragraph,
+    which wraps inside its column (a long serial breaks between characters) and mixes fonts."""
+    if all(_font_for(char) == FONT_LATIN for char in text) and (
+            width is None or pdfmetrics.stringWidth(text, FONT_LATIN, BODY_POINTS) <= width - CELL_PADDING):
         return text
     return _para(text)
 
@@ -284,7 +287,7 @@ STATEMENT_WIDTHS = (54, 84, 46, 26, 106, 84, 68, 68, 74, 104)
 STATEMENT_MONEY_COLUMNS = (6, 7, 8)
 
 
-def _statement_row(line: StatementLine) -> list[Any]:
+def _statement_row(line: StatementLine, widths: Sequence[float]) -> list[Any]:
     mark: str | Paragraph = ""
     if line.is_reversal:
         original = f"<br/>{_markup('原流水 ' + line.reverses_serial)}" if line.reverses_serial else ""
@@ -293,9 +296,9 @@ def _statement_row(line: StatementLine) -> list[Any]:
         line.value_date.isoformat(),
         line.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
         _cell(line.kind.label_zh),
-        _cell(line.reason_code),
-        _cell(line.reference),
-        _cell(line.serial),
+        _cell(line.reason_code, widths[3]),
+        _cell(line.reference, widths[4]),
+        _cell(line.serial, widths[5]),
         _money(line.debit) if line.debit else "",
         _money(line.credit) if line.credit else "",
         _money(line.balance),
@@ -324,10 +327,10 @@ def render_account_statement_pdf(statement: AccountStatement) -> bytes:
     _font_coverage()
     pagesize = landscape(A4)
     width = pagesize[0] - 2 * MARGIN
-    rows = [_statement_row(line) for line in statement.lines]
+    widths = [column * width / sum(STATEMENT_WIDTHS) for column in STATEMENT_WIDTHS]
+    rows = [_statement_row(line, widths) for line in statement.lines]
     totals = [_money(statement.total_debit), _money(statement.total_credit), _money(statement.closing_balance)]
     rows.append([_para("合计"), "", "", "", "", "", *totals, ""])
-    widths = [column * width / sum(STATEMENT_WIDTHS) for column in STATEMENT_WIDTHS]
     story = [
         _statement_facts(statement, width),
         Spacer(1, 4 * mm),
@@ -339,14 +342,14 @@ def render_account_statement_pdf(statement: AccountStatement) -> bytes:
 # -- repayment statement (还款明细) ----------------------------------------------
 
 REPAYMENT_HEADER = (
-    "期次", "应还日期", "应还本金", "应还利息", "实还日期", "实还本金", "实还利息", "实还罚息",
+    "期次", "应还日期", "年利率", "应还本金", "应还利息", "实还日期", "实还本金", "实还利息", "实还罚息",
     "借款人公积金", "配偶公积金", "银行卡", "逾期天数", "罚息",
 )  # fmt: skip
-REPAYMENT_WIDTHS = (26, 54, 58, 56, 54, 58, 56, 50, 62, 62, 58, 36, 50)
-REPAYMENT_MONEY_COLUMNS = (2, 3, 5, 6, 7, 8, 9, 10, 11, 12)
+REPAYMENT_WIDTHS = (26, 54, 40, 58, 56, 54, 58, 56, 50, 62, 62, 58, 36, 50)
+REPAYMENT_MONEY_COLUMNS = (2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13)
 REPAYMENT_TOTAL_COLUMNS = {
-    2: "due_principal", 3: "due_interest", 5: "paid_principal", 6: "paid_interest", 7: "paid_penalty",
-    8: "from_borrower_fund", 9: "from_spouse_fund", 10: "from_card", 12: "penalty",
+    3: "due_principal", 4: "due_interest", 6: "paid_principal", 7: "paid_interest", 8: "paid_penalty",
+    9: "from_borrower_fund", 10: "from_spouse_fund", 11: "from_card", 13: "penalty",
 }  # fmt: skip
 
 
@@ -354,6 +357,7 @@ def _instalment_row(instalment: RepaymentInstalment) -> list[Any]:
     return [
         str(instalment.number),
         instalment.due_on.isoformat(),
+        _percent(instalment.annual_rate) if instalment.annual_rate is not None else "",
         _money(instalment.due_principal),
         _money(instalment.due_interest),
         instalment.paid_on.isoformat() if instalment.paid_on else "",
@@ -376,24 +380,30 @@ def _repayment_totals_row(statement: RepaymentStatement) -> list[Any]:
     return row
 
 
-def render_repayment_statement_pdf(statement: RepaymentStatement) -> bytes:
-    """还款明细 as PDF bytes (A4 landscape), with the source split of each instalment (OFF-5)."""
-    _font_coverage()
-    pagesize = landscape(A4)
-    width = pagesize[0] - 2 * MARGIN
-    pairs = [
+def _repayment_facts(statement: RepaymentStatement) -> list[tuple[str, str]]:
+    """The header: the rate in force now (ST-1; after a 1 January repricing the new one) and at disbursement."""
+    started = statement.disbursement_annual_rate
+    return [
         ("贷款编号", statement.loan_number),
         ("借款人", statement.borrower_name),
         ("贷款本金", _money(statement.principal)),
-        ("年利率", _percent(statement.annual_rate)),
+        ("当前年利率", _percent(statement.annual_rate)),
+        ("发放时年利率", _percent(started) if started is not None else ""),
         ("贷款期限", f"{statement.term_months} 个月"),
         ("还款方式", statement.method.label_zh),
     ]
+
+
+def render_repayment_statement_pdf(statement: RepaymentStatement) -> bytes:
+    """还款明细 as PDF bytes (A4 landscape), with each instalment's rate and source split (OFF-5)."""
+    _font_coverage()
+    pagesize = landscape(A4)
+    width = pagesize[0] - 2 * MARGIN
     rows = [_instalment_row(instalment) for instalment in statement.instalments]
     rows.append(_repayment_totals_row(statement))
     widths = [column * width / sum(REPAYMENT_WIDTHS) for column in REPAYMENT_WIDTHS]
     story = [
-        _facts(pairs, 3, width),
+        _facts(_repayment_facts(statement), 3, width),
         Spacer(1, 4 * mm),
         _grid(REPAYMENT_HEADER, rows, widths, REPAYMENT_MONEY_COLUMNS),
     ]

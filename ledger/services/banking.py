@@ -49,13 +49,14 @@ from ledger.aggregates.errors import IdempotencyConflictError, ValueDateError
 from ledger.aggregates.fund_account import FundAccount, bank_account_code
 from ledger.aggregates.loan import ACTIVE
 from ledger.aggregates.offset import BankDebit, DebitStateError
-from ledger.application import NotFoundError, as_str
+from ledger.application import NotFoundError, as_str, content_hash
 from ledger.money import ZERO, Money, MoneyError
 from ledger.policy import PolicyError
 
 DEBIT_BATCHES_PER_DAY_MAX = 99
 DEBIT_BATCH_LINES_MAX = 50_000
 SERIAL_SKIPS_MAX = 10_000
+NOTE_CHARS_MAX = 200  # what staff read beside money held in suspense
 DEBIT_MEMO = "公积金贷款扣划"
 # A 冲正 line may repeat the 主机流水号 of the line it reverses; money it returns is keyed apart.
 REVERSAL_SUFFIX = "-R"
@@ -136,10 +137,12 @@ def _debit_line(row: dict[str, Any], bank: str) -> SameBankDebit | OtherBankDebi
 
 
 def debit_batch_file(record: dict[str, Any]) -> DebitBatch:
-    """The BDC105 batch of an export record (the same record always gives the same file)."""
+    """The BDC105 batch of an export record (the same record always gives the same file), in the form banks
+    take: detail lines only, the header going in the control record beside the file."""
     return DebitBatch.build(account_number=record["account"], account_name=record["account_name"],
                             project_number=record["batch_number"],
-                            records=[_debit_line(row, record["bank"]) for row in record["rows"]])
+                            records=[_debit_line(row, record["bank"]) for row in record["rows"]],
+                            header_line=False)
 
 
 def _card_problem(debit: BankDebit, bank: str) -> str | None:
@@ -259,8 +262,12 @@ class BankingCommands:
     # -- BDC108 results ---------------------------------------------------------------------
     def import_debit_results(self, results: ResultFile, first_detail_line: int = 2,
                              bank: str | None = None) -> dict[str, Any]:
-        """BNK-4: each result line against its instruction; collected or failed, exactly once."""
-        record = self.debit_batch(results.summary.batch_number)
+        """BNK-4: each result line against its instruction; collected or failed, exactly once. A batch the
+        ledger does not know is still read (BNK-5): see :meth:`import_unknown_batch_results`."""
+        try:
+            record = self.debit_batch(results.summary.batch_number)
+        except NotFoundError:
+            return self.import_unknown_batch_results(results, first_detail_line, bank)
         if bank and bank != record["bank"]:
             raise BankNotAuthorisedError(f"batch {record['batch_number']} was sent to {record['bank']}, not {bank}",
                                          field="batch_number")
@@ -291,6 +298,58 @@ class BankingCommands:
         except EXPECTED_LINE_ERRORS as error:
             return _line_problem(number, line.amount, error, row["serial"] if row else None, reference)
         return _applied(number, line.amount, result, row["serial"], reference)
+
+    def import_unknown_batch_results(self, results: ResultFile, first_detail_line: int, bank: str | None
+                                     ) -> dict[str, Any]:
+        """BNK-5: a result file for a batch the ledger never sent. Money the bank reports collected is never
+        refused: each such line goes to suspense (Dr 1001 / Cr 2102) under its bank reference, listed for staff
+        (``gjj books suspense``); each failed line is reported (nothing was taken). The file itself was
+        checked whole by its parser (summary against lines, BNK-3)."""
+        number = results.summary.batch_number
+        if not bank:
+            raise BankLineError(f"batch {number} is unknown to the ledger: name the bank that sent the file so "
+                                "the money it collected is held under its bank reference", field="bank", rule="BNK-5")
+        report = BankImportReport("BDC108", bank, header={"batch_number": number, "batch_known": False})
+        for offset, line in enumerate(results.lines):
+            report.add(self._unknown_batch_line(bank, number, line, first_detail_line + offset,
+                                                results.summary.batch_on))
+        return report.as_dict()
+
+    def _unknown_batch_line(self, bank: str, batch_number: str, line: ResultLine, number: int,
+                            batch_on: date) -> LineOutcome:
+        reference = ""
+        try:
+            if not line.succeeded:
+                raise BankLineError(f"batch {batch_number} is unknown to the ledger; the bank reports "
+                                    f"{line.response_code} {line.response_message}: nothing was collected",
+                                    field="batch_number", rule="BNK-4")
+            host_on = line.host_on or batch_on
+            reference = self.check_reference_free(bank, host_on, line.host_reference, "receipt")
+            note = (f"BDC108 batch {batch_number} 序号 {line.sequence} card {line.payer_account} "
+                    f"{line.payer_name}: batch unknown")[:NOTE_CHARS_MAX]
+            result = self.hold_in_suspense(bank, host_on, line.host_reference, line.amount, note)
+        except EXPECTED_LINE_ERRORS as error:
+            return _line_problem(number, line.amount, error, None, reference)
+        return _applied(number, line.amount, result, None, reference,
+                        message=f"batch {batch_number} is unknown to the ledger: held in suspense for staff")
+
+    def hold_in_suspense(self, bank: str, host_on: date, host_serial: str, amount: Money, note: str,
+                         bank_account: str | None = None) -> dict[str, Any]:
+        """BNK-5: money a bank has taken that nothing here can apply, held in suspense (Dr 1001 / Cr 2102)
+        under its bank reference with a note for staff; the same reference and content again is a repeat."""
+        account = bank_account or self.centre_bank_account
+        host_date = f"{host_on:%Y%m%d}"
+        content = {"bank": bank, "host_date": host_date, "host_serial": host_serial, "account": account,
+                   "amount": str(amount), "value_date": host_on.isoformat(), "note": note}
+        key = REFERENCE_KEY_FORMATS["receipt"].format(bank=bank, host_date=host_date, host_serial=host_serial)
+
+        def body():
+            self.check_value_date(host_on, "host_on")
+            receipt = BankReceipt.record(bank, host_date, host_serial, account, amount, host_on, "",
+                                         content_hash(content), ZERO, note)
+            return {"bank_reference": receipt.reference, "amount": str(amount), "applied": "0.00",
+                    "suspense": str(amount), "note": note}, [receipt]
+        return self.execute("hold-in-suspense", key, content, body)
 
     def _collected_elsewhere(self, serial: str, reference: str, amount: Money) -> str | None:
         """BNK-4: the money is posted once; a second report of the same collection names the first."""

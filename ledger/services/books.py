@@ -156,8 +156,9 @@ class BookCommands:
                 held = receipt.amount - receipt.applied - Money.sum(
                     a["amount"] for a in receipt.allocations if a["value_date"] <= day)
                 if not held.is_zero:
+                    note = receipt.applied_to if receipt.applied.is_zero else ""  # why it is held (BNK-5)
                     items.append({"kind": "bank-receipt", "reference": receipt.reference,
-                                  "value_date": receipt.value_date.isoformat(), "amount": held})
+                                  "value_date": receipt.value_date.isoformat(), "amount": held, "note": note})
         for payout_id in self.ids_of("ledger.aggregates.documents:Payout.Failed"):
             payout = self.repository.get(payout_id)
             if payout.account_no is None and payout.purpose != LOAN_REFUND_PURPOSE and payout.settled_on <= day:

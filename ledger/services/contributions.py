@@ -9,7 +9,6 @@ total, goes to suspense (2102) until allocated or refunded.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -26,6 +25,7 @@ from ledger.aggregates.errors import (
 from ledger.aggregates.fund_account import GL_CLEARING, GL_FUND, GL_SUSPENSE, FundAccount
 from ledger.aggregates.parties import Employer, check_period
 from ledger.application import NotFoundError, chunked
+from ledger.input_files import CsvFile
 from ledger.money import ZERO, Money, MoneyError
 from ledger.services.accounts import share
 
@@ -69,6 +69,11 @@ class ImportReport:
                 "problems": [p.as_dict() for p in self.problems]}
 
 
+def _csv_amount(row: dict[str, str], name: str) -> Money:
+    """The one place this reader turns a CSV field into money (MNY-1)."""
+    return Money.parse(row[name], name, positive=(name == "base"))
+
+
 def _parse_csv_row(number: int, row: dict[str, str], problems: list[LineProblem]) -> tuple[tuple, RemittanceLine] | None:
     missing = [name for name in CSV_FIELDS if not (row.get(name) or "").strip()]
     if missing:
@@ -78,8 +83,7 @@ def _parse_csv_row(number: int, row: dict[str, str], problems: list[LineProblem]
         check_period(row["period"].strip())
         if row["kind"].strip() not in KINDS:
             raise LedgerRuleError(f"kind is one of {KINDS}", field="kind", rule="CON-2")
-        amounts = [Money.parse(row[name], name, positive=(name == "base"))
-                   for name in ("base", "employer_amount", "employee_amount")]
+        amounts = [_csv_amount(row, name) for name in ("base", "employer_amount", "employee_amount")]
     except MoneyError as exc:
         problems.append(LineProblem(number, exc.field, exc.rule.split()[0], str(exc)))
         return None
@@ -91,21 +95,17 @@ def _parse_csv_row(number: int, row: dict[str, str], problems: list[LineProblem]
 
 
 def read_remittance_csv(path: Path, problems: list[LineProblem]) -> tuple[dict[tuple, list[RemittanceLine]], int]:
-    """Group the CSV (清册) lines by document key; unparseable lines become problems."""
+    """Group the CSV (清册) lines by document key; lines that break a business rule become problems. The
+    file is checked whole first (BNK-3): not UTF-8, a line with more or fewer fields than the header, an
+    oversized field refuse it (InputFileError) before anything is applied."""
     documents: dict[tuple, list[RemittanceLine]] = {}
     count = 0
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        absent = [name for name in CSV_FIELDS if name not in (reader.fieldnames or [])]
-        if absent:
-            raise DocumentTotalError(f"the CSV header lacks {', '.join(absent)}", field=absent[0], rule="CON-4")
-        for count, row in enumerate(reader, start=2):
-            if count > IMPORT_FILE_LINES_MAX:
-                raise DocumentTotalError(f"more than {IMPORT_FILE_LINES_MAX} lines", field="file", rule="CON-4")
-            parsed = _parse_csv_row(count, row, problems)
-            if parsed is not None:
-                documents.setdefault(parsed[0], []).append(parsed[1])
-    return documents, max(count - 1, 0)
+    for number, row in CsvFile(path, CSV_FIELDS, IMPORT_FILE_LINES_MAX).rows():
+        count += 1
+        parsed = _parse_csv_row(number, row, problems)
+        if parsed is not None:
+            documents.setdefault(parsed[0], []).append(parsed[1])
+    return documents, count
 
 
 class ContributionCommands:
