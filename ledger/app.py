@@ -20,8 +20,10 @@ from ledger.services.loans import LoanCommands
 from ledger.services.offset import OffsetCommands
 from ledger.services.withdrawals import WithdrawalCommands
 
-SNAPSHOT_INTERVAL_EVENTS = 20  # an account gains about two events a month; decoding one snapshot beats 20 events
-LOAN_SNAPSHOT_INTERVAL_EVENTS = 24  # a loan gains about two events a month; its book is costly to replay
+# A snapshot is the decision state (ADR 0017): small and cheap to write, so one is taken from the aggregate in
+# memory after every save that changed it, sealed and written in the save's own transaction.
+SNAPSHOT_INTERVAL_EVENTS = 1
+LOAN_SNAPSHOT_INTERVAL_EVENTS = 1
 
 
 class Ledger(AnchoredApplicationMixin, AccountCommands, ContributionCommands, WithdrawalCommands, LoanCommands,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder, Mapper, Transcoding
 
 from ledger.aggregates.base import HistoryRequired, LedgerAggregate, recording
 from ledger.aggregates.documents import DailySequence, IdempotencyRecord
@@ -106,10 +106,54 @@ class LedgerBase(Application):
         self.storage: StorageConfig = config_from_env(url)
         prepare(self.storage)
         merged = {**self.storage.eventsourcing_env(), **(env or {})}
+        from ledger.snapshot_seal import load_key
+
+        self.snapshot_key = load_key(self.storage)
         super().__init__(env=merged)
         self.policy = policy or load_policy()
         self.clock = clock or Clock()
         self.history_ids: set[UUID] = set()  # loaded from all their events for the command in progress
+        self.snapshots_rejected = 0  # snapshots whose seal did not verify: replayed instead (reported)
+
+    def construct_snapshot_store(self) -> EventStore:
+        """Snapshots read through a mapper that believes only sealed ones (``ledger.snapshot_seal``)."""
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return EventStore(mapper=SealCheckingMapper(self.mapper, self.snapshot_key), recorder=recorder)
+
+    # -- snapshots at the current version, in the save's transaction ---------------------------------
+    def _take_snapshots(self, processing_event: Any) -> None:
+        """Replaced: snapshots are taken from the aggregates in memory and written with their events."""
+
+    def snapshots_due(self, processing_event: Any) -> list[Any]:
+        """A snapshot of each saved aggregate whose version moved ``snapshotting_intervals`` past its last."""
+        if self.snapshots is None or not self.snapshotting_intervals:
+            return []
+        due = []
+        with recording(self.clock.now()):
+            for aggregate in processing_event.aggregates.values():
+                interval = self.snapshotting_intervals.get(type(aggregate))
+                last = aggregate.__dict__.get("_snapshot_version", 0)
+                if interval is not None and aggregate.version - last >= interval:
+                    due.append(type(aggregate).Snapshot.take(aggregate))
+        return due
+
+    def take_snapshot(self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None) -> None:
+        """A sealed snapshot of the aggregate as stored (at ``version``, or its latest)."""
+        aggregate = self.replay_whole(aggregate_id, version) if version is not None else self.get(aggregate_id)
+        self.write_snapshots([aggregate])
+
+    def write_snapshots(self, aggregates: Sequence[Any]) -> None:
+        """Sealed snapshots of chained aggregates outside a save (seeding, ``take_snapshot``)."""
+        appender = getattr(self, "_audit_appender", None)
+        if appender is None or not aggregates:
+            return
+        with recording(self.clock.now()):
+            snapshots = [type(a).Snapshot.take(a) for a in aggregates]
+        links = appender.chain.aggregate_hashes_at([(str(s.originator_id), s.originator_version) for s in snapshots])
+        with appender.store.write_transaction() as cursor:
+            appender.store_snapshots(cursor, snapshots, links, replace_older=False)
+        for aggregate, snapshot in zip(aggregates, snapshots):
+            aggregate.__dict__["_snapshot_version"] = snapshot.originator_version
 
     def construct_transcoder(self) -> JSONTranscoder:
         """eventsourcing's JSON transcoder with the orjson decoder (ledger/transcoding.py)."""
@@ -144,13 +188,23 @@ class LedgerBase(Application):
     # -- loading -------------------------------------------------------------
     def get(self, aggregate_id: UUID) -> Any:
         """``repository.get``, or a replay of every event (history mode) for an aggregate the command in
-        progress needs whole, or whose compact snapshot cannot take one of its later events."""
+        progress needs whole, whose compact snapshot cannot take one of its later events, or whose
+        snapshot is not believed (``ledger.snapshot_seal``)."""
         if aggregate_id in self.history_ids:
             return self.replay_whole(aggregate_id)
         try:
             return self.repository.get(aggregate_id)
-        except HistoryRequired:
+        except HistoryRequired as need:
+            self.note_rejected(need)
             return self.replay_whole(aggregate_id)
+
+    def note_rejected(self, need: HistoryRequired) -> None:
+        """Report a snapshot that was not believed (the aggregate is replayed from its events)."""
+        from ledger.snapshot_seal import SnapshotRejected
+
+        if isinstance(need, SnapshotRejected):
+            self.snapshots_rejected += 1
+            logger.warning("AUD-1: %s", need)
 
     def replay_whole(self, aggregate_id: UUID, version: int | None = None) -> Any:
         """The aggregate from all its events, no snapshot: its whole history (ADR 0015)."""
@@ -317,3 +371,23 @@ def as_str(value: Any) -> Any:
 def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for index in range(0, len(items), size):
         yield items[index:index + size]
+
+
+class SealCheckingMapper(Mapper):
+    """The application's mapper for snapshot rows: a snapshot whose seal does not verify raises
+    ``SnapshotRejected`` instead of becoming an aggregate (its loader replays the events)."""
+
+    def __init__(self, mapper: Mapper, key: bytes):
+        super().__init__(transcoder=mapper.transcoder, compressor=mapper.compressor, cipher=mapper.cipher)
+        self.key = key
+
+    def to_domain_event(self, stored_event: Any) -> Any:
+        from ledger.snapshot_seal import SnapshotRejected, check
+
+        try:
+            event = super().to_domain_event(stored_event)
+        except Exception as error:  # an unreadable row is not believed either
+            raise SnapshotRejected(stored_event.originator_id, stored_event.originator_version,
+                                   f"unreadable: {error}") from error
+        check(self.key, str(stored_event.originator_id), stored_event.originator_version, getattr(event, "state", None))
+        return event

@@ -660,6 +660,17 @@ class AuditChain:
             found.update((row["originator_id"], row["aggregate_hash"]) for row in rows)
         return found
 
+    def aggregate_hashes_at(self, wanted: Sequence[tuple[str, int]]) -> dict[str, str]:
+        """The aggregate hash of each (aggregate id, version) that is chained (a snapshot's ``c``)."""
+        found: dict[str, str] = {}
+        for aggregate_id, version in wanted:
+            rows = self.store.fetchall(
+                f"SELECT aggregate_hash FROM {self.store.chain} WHERE originator_id = ? AND originator_version = ?",
+                [aggregate_id, version])
+            if rows:
+                found[aggregate_id] = rows[0]["aggregate_hash"]
+        return found
+
     def chain_pages(self) -> Iterator[list[ChainRow]]:
         after = POSITION_FLOOR
         while True:
@@ -1072,8 +1083,13 @@ class AnchoredApplicationMixin:
         if self._audit_selfcheck:
             check_records(app.mapper, [app.mapper.to_stored_event(e) for e in processing_event.events], records)
         heads: list[Head] = []
+        snapshots = app.snapshots_due(processing_event) if hasattr(app, "snapshots_due") else []
         recordings = app.events.put(processing_event.events, tracking=processing_event.tracking,
-                                    audit_records=records, audit_head=heads, **processing_event.saved_kwargs)
+                                    audit_records=records, audit_head=heads, audit_snapshots=snapshots,
+                                    **processing_event.saved_kwargs)
+        for snapshot in snapshots:
+            processing_event.aggregates[snapshot.originator_id].__dict__["_snapshot_version"] = \
+                snapshot.originator_version
         if heads and not self.audit.anchors.in_transaction:
             self.audit.anchors.append(heads[-1])  # the anchor file, after the commit
         if app.repository.cache and not app.repository.fastforward:

@@ -195,7 +195,7 @@ class ChainAppender:
         return links
 
     def append(self, cursor: Any, positions: Sequence[int], stored: Sequence[StoredEvent],
-               records: Sequence[EventRecord]) -> Head:
+               records: Sequence[EventRecord], snapshots: Sequence[Any] = ()) -> Head:
         """Chain ``stored`` (just inserted at ``positions``) and anchor the new head."""
         assert len(positions) == len(stored) == len(records), (len(positions), len(stored), len(records))
         head = self.head(cursor)
@@ -216,7 +216,38 @@ class ChainAppender:
         new_head = Head(previous, global_hash, count)
         if self.chain.anchors.in_transaction:
             self.chain.anchors.append(new_head, cursor)
+        if snapshots:
+            self.store_snapshots(cursor, snapshots, links)
         return new_head
+
+    def store_snapshots(self, cursor: Any, snapshots: Sequence[Any], links: dict[str, str],
+                        replace_older: bool = True) -> None:
+        """Sealed snapshots at the versions this save reached (``ledger.snapshot_seal``), each replacing
+        the aggregate's older ones, in the events' transaction."""
+        from ledger.snapshot_seal import sealed_state
+
+        app = self.chain.app
+        table = self.snapshot_table()
+        rows, older = [], []
+        for snapshot in snapshots:
+            key = str(snapshot.originator_id)
+            state = sealed_state(app.snapshot_key, key, snapshot.originator_version, links[key], snapshot.state)
+            stored = app.mapper.to_stored_event(type(snapshot)(
+                originator_id=snapshot.originator_id, originator_version=snapshot.originator_version,
+                timestamp=snapshot.timestamp, topic=snapshot.topic, state=state))
+            originator = stored.originator_id.hex if self.store.marker == "?" else stored.originator_id
+            rows.append((originator, stored.originator_version, stored.topic, stored.state))
+            older.append((originator, stored.originator_version))
+        comparison = "<=" if replace_older else "="
+        cursor.executemany(self.store.sql(f"DELETE FROM {table} WHERE originator_id = ? "
+                                          f"AND originator_version {comparison} ?"), older)
+        cursor.executemany(self.store.sql(f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
+                                          "VALUES (?,?,?,?)"), rows)
+
+    def snapshot_table(self) -> str:
+        recorder = self.chain.app.snapshots.recorder
+        name = recorder.events_table_name.split(".")[-1]
+        return self.store.qualify(name)
 
 
 # -- recorders ------------------------------------------------------------------------------------
@@ -232,7 +263,8 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         positions = super()._insert_events(c, stored_events, **kwargs)
         if records is not None and self.audit_appender is not None and stored_events:
             assert positions is not None
-            kwargs["audit_head"].append(self.audit_appender.append(c, positions, stored_events, records))
+            kwargs["audit_head"].append(self.audit_appender.append(c, positions, stored_events, records,
+                                                                   kwargs.get("audit_snapshots", ())))
         return positions
 
 
@@ -252,7 +284,8 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             cursor.execute(f"SET LOCAL lock_timeout = '{self.datastore.lock_timeout}s'")
             appender.lock(cursor)
             positions = self._insert_returning(cursor, stored_events)
-            kwargs["audit_head"].append(appender.append(cursor, positions, stored_events, records))
+            kwargs["audit_head"].append(appender.append(cursor, positions, stored_events, records,
+                                                        kwargs.get("audit_snapshots", ())))
         return positions
 
     def _insert_returning(self, cursor: Any, stored_events: Sequence[StoredEvent]) -> list[int]:

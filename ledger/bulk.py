@@ -145,10 +145,15 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
         for stored in _select(app.snapshots.recorder, compact, latest=True):  # each aggregate's latest only
             snapshots[stored.originator_id] = stored
     aggregates: dict[UUID, Any] = {}
+    mapper = app.snapshots.mapper if app.snapshots is not None else app.mapper
     for originator_id, stored in snapshots.items():
-        aggregates[originator_id] = app.mapper.to_domain_event(stored).mutate(None)
+        try:
+            aggregates[originator_id] = mapper.to_domain_event(stored).mutate(None)
+        except HistoryRequired as need:  # a snapshot not believed, or one it cannot use: the events
+            app.note_rejected(need)
+            whole.append(originator_id)
     after = {originator_id: aggregate.version for originator_id, aggregate in aggregates.items()}
-    for stored in _select(app.recorder, compact, after=after):  # only the events after each snapshot
+    for stored in _select(app.recorder, [i for i in compact if i not in whole], after=after):
         if stored.originator_id in whole:
             continue
         current = aggregates.get(stored.originator_id)

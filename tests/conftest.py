@@ -203,7 +203,13 @@ class Fund:
         return number, opened["account_no"]
 
     def account(self, account_no: str) -> FundAccount:
-        return self.ledger.account(account_no)
+        """The account with its whole history (tests read its movements and postings; ADR 0017), checked to
+        decide like the compact one the ledger loads from its snapshot."""
+        from ledger.aggregates.fund_compact import decision_state
+
+        whole, loaded = self.ledger.account_whole(account_no), self.ledger.account(account_no)
+        assert decision_state(whole) == decision_state(loaded), account_no
+        return whole
 
     def balance(self, account_no: str) -> Money:
         return self.account(account_no).balance

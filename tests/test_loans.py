@@ -174,7 +174,7 @@ def test_equal_principal_worked_loan(fund: Any) -> None:
     status = fund.ledger.loan_status(loan_no, due_on(2))
     assert (status["outstanding_principal"], status["instalments_paid"]) == ("497222.22", 2)
     assert balance(fund, "4001") == Money("1187.50") + Money("1184.20")
-    schedule = fund.ledger.loan(loan_no).book.schedule
+    schedule = fund.ledger.loan_whole(loan_no).book.schedule
     assert (len(schedule), schedule[-1].outstanding) == (360, Money("0.00"))
     fund.assert_books(due_on(1), due_on(2))
 
@@ -205,15 +205,15 @@ def test_the_sub_ledger_of_a_lazily_built_loan_is_that_of_the_whole_book(fund: A
     fund.on(due_on(9))
     fund.ledger.daily_loan_update(due_on(9))  # instalments 4..9 fall due unpaid: interest recognised
     loan_id = fund.ledger.loan(loan_no).id
-    replayed = fund.ledger.repository.get(UUID(str(loan_id)))  # from the events: the book builds lazily
-    whole = fund.ledger.repository.get(UUID(str(loan_id)))
+    replayed = fund.ledger.replay_whole(UUID(str(loan_id)))  # from the events: the book builds lazily
+    whole = fund.ledger.replay_whole(UUID(str(loan_id)))
     whole.book.accounts  # noqa: B018 - every instalment built
     assert len(replayed.book.head) < 9 <= len(replayed.accrued) and whole.book.tail is None
     for day in (due_on(1), due_on(3), due_on(5), due_on(9), due_on(40), date.max):
         assert replayed.subledger_as_of(day) == whole.subledger_as_of(day), day
     pay_instalments(fund, loan_no, 4, 9)  # now every recognised instalment has been built by a payment
-    replayed = fund.ledger.repository.get(UUID(str(loan_id)))
-    whole = fund.ledger.repository.get(UUID(str(loan_id)))
+    replayed = fund.ledger.replay_whole(UUID(str(loan_id)))
+    whole = fund.ledger.replay_whole(UUID(str(loan_id)))
     whole.book.accounts  # noqa: B018
     assert len(replayed.book.head) >= max(int(number) for number in replayed.accrued) and replayed.book.tail
     for day in (due_on(4), due_on(9), due_on(40), date.max):

@@ -359,7 +359,7 @@ def test_shortfall_rules_cover_tests_and_minimum(world: World, make_policy: Call
     if debit is not None:  # the card's money continues where the funds stopped (LN-5)
         submit(ledger, home, FIRST_DEDUCTION, "B0001")
         ledger.collect_debit(debit.serial, FIRST_DEDUCTION, "H1", Money(card))
-        card_payment = ledger.loan(home.loan_no).payments[-1]["figures"]
+        card_payment = ledger.loan_whole(home.loan_no).payments[-1]["figures"]
         taken_interest = Money.sum(Money(p[3]) for p in expected)
         assert card_payment["interest"] == Money("1187.50") - taken_interest
         assert card_payment["interest"] + card_payment["principal"] == Money(card)
@@ -473,7 +473,7 @@ def test_a_mandate_signed_mid_month_counts_from_the_1st_of_next_month(world: Wor
     submit(ledger, home, SECOND_DEDUCTION, "B0002")
     ledger.collect_debit(debit.serial, SECOND_DEDUCTION, "H2", Money("2442.95"))
     assert ledger.loan_status(home.loan_no, SECOND_DEDUCTION)["amount_due"] == "0.00"
-    loan = ledger.loan(home.loan_no)
+    loan = ledger.loan_whole(home.loan_no)
     assert Money.sum(p["figures"]["interest"] for p in loan.payments) == Money("2372.91")  # 1,187.50 + 1,185.41
     assert Money.sum(p["figures"]["principal"] for p in loan.payments) == Money("1762.67")  # 880.29 + 882.38
     books_ok(ledger, FIRST_DEDUCTION, SECOND_DEDUCTION)
@@ -505,7 +505,7 @@ def test_ln5_split_of_an_overdue_deduction(world: World) -> None:
     debit = live_debit(ledger, home)
     submit(ledger, home, date(2025, 3, 18), "B0002")
     ledger.collect_debit(debit.serial, date(2025, 3, 18), "H2", Money("2442.46"))
-    card = ledger.loan(home.loan_no).payments[-1]["figures"]
+    card = ledger.loan_whole(home.loan_no).payments[-1]["figures"]
     assert (card["penalty"], card["interest"], card["principal"]) == (ZERO, Money("1185.41"), Money("1257.05"))
     assert [(p[0], str(p[1]), str(p[2])) for p in card["parts"]] == [(1, "0.00", "374.67"), (2, "1185.41", "882.38")]
     books_ok(ledger, date(2025, 3, 18))
@@ -620,7 +620,7 @@ def test_a_submitted_debit_makes_the_next_deduction_skip(world: World) -> None:
     ledger.collect_debit(debit.serial, FIRST_DEDUCTION, "H0000009", Money("367.79"))
     status = ledger.loan_status(home.loan_no, FIRST_DEDUCTION)
     assert (status["amount_due"], status["penalty_unpaid"], status["instalments_paid"]) == ("0.00", "0.00", 1)
-    assert ledger.loan(home.loan_no).payments[-1]["on"] == FIRST_DEDUCTION
+    assert ledger.loan_whole(home.loan_no).payments[-1]["on"] == FIRST_DEDUCTION
     books_ok(ledger, FIRST_DEDUCTION, SECOND_DEDUCTION)
 
 
@@ -692,7 +692,7 @@ def test_a_bank_cause_failure_waives_penalty_until_the_next_attempt(world: World
     ledger.retry_debits(date(2025, 2, 18))
     debit = submit(ledger, home, date(2025, 2, 18), "B0002")
     ledger.collect_debit(debit.serial, date(2025, 2, 18), "H2", Money("367.79"))
-    card = ledger.loan(home.loan_no).payments[-1]["figures"]
+    card = ledger.loan_whole(home.loan_no).payments[-1]["figures"]
     assert card["penalty"] == ZERO  # 3 days late, all inside the waiver
     status = ledger.loan_status(home.loan_no, date(2025, 2, 18))
     assert (status["amount_due"], status["missed_total"]) == ("0.00", 0)
@@ -710,7 +710,7 @@ def test_a_borrower_cause_failure_then_payment_bears_penalty(world: World) -> No
     assert penalty(("2067.79", 2), ("367.79", 1)) == Money("0.53")
     assert debit.amount == Money("367.79")  # the retry asks what the debit asked, at most what is due
     ledger.collect_debit(debit.serial, date(2025, 2, 18), "H2", Money("367.79"))
-    card = ledger.loan(home.loan_no).payments[-1]["figures"]
+    card = ledger.loan_whole(home.loan_no).payments[-1]["figures"]
     assert (card["penalty"], card["interest"], card["principal"]) == (Money("0.53"), ZERO, Money("367.26"))
     assert ledger.loan_status(home.loan_no, date(2025, 2, 18))["amount_due"] == "0.53"
     books_ok(ledger)

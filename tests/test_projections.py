@@ -298,7 +298,7 @@ def test_loan_rows_follow_the_book_and_rebuild_identically(fund):
     projector = Projector.for_ledger(fund.ledger, page_size=3)  # loans replayed across many pages
     try:
         projector.catch_up()
-        loan = fund.ledger.loan(loan_no)
+        loan = fund.ledger.loan_whole(loan_no)
         row = loan_row(projector.engine, loan_no)
         assert (row["state"], row["annual_rate"]) == ("ACTIVE", "2.85")
         assert row["outstanding_principal_fen"] == int(loan.subledger_as_of(date.max)["principal"].amount * 100)

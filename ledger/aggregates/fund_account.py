@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.domain import event
 from eventsourcing.utils import get_topic as _topic
 
@@ -111,29 +112,16 @@ class FundAccount(LedgerAggregate):
 
             return cls(originator_id=aggregate.id, originator_version=aggregate.version,  # type: ignore[call-arg]
                        timestamp=cls.create_timestamp(), topic=_topic(type(aggregate)),
-                       state=encode(aggregate))
+                       state={"z": orjson.dumps(encode(aggregate)).decode()})
 
         def mutate(self, _: None) -> "FundAccount":  # type: ignore[override]
             from ledger.aggregates.fund_compact import decode
 
-            return decode(self.state, self.originator_id, self.originator_version)
+            account = decode(orjson.loads(self.state["z"]), self.originator_id, self.originator_version)
+            account.__dict__["_snapshot_version"] = self.originator_version
+            return account
 
-    @staticmethod
-    def upcast_v1_v2(state: dict[str, Any]) -> None:
-        """A snapshot written before decision state (the whole history): add the bookkeeping."""
-        state.update(horizon=None, carried=Decimal(0), credited_from=None, bases_from=None,
-                     withdrawals_from=None)
-        state["total"] = sum((m[1] for m in state["movements"]), Decimal(0))
-        state["last_withdrawn_on"] = {}
-        for row in state.get("withdrawals", []):
-            state["last_withdrawn_on"][row["kind"]] = row["value_date"]
-        state["offset_by_year"] = {}
-        for value_date, amount, kind, _posting in state["movements"]:
-            if kind == "offset":
-                key = str(value_date.year)
-                state["offset_by_year"][key] = state["offset_by_year"].get(key, Decimal(0)) + amount
-
-    class_version = 2
+    class_version = 2  # snapshots hold the decision state; older (unsealed) ones are replayed instead
 
     # -- history (decision state) -------------------------------------------
     def needs_history(self, why: str) -> HistoryRequired:

@@ -28,6 +28,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+import orjson
 from eventsourcing.utils import get_topic as _topic
 
 from ledger.aggregates.base import (
@@ -140,17 +141,15 @@ class Loan(LedgerAggregate):
             from ledger.aggregates.loan_compact import encode
 
             return cls(originator_id=aggregate.id, originator_version=aggregate.version,  # type: ignore[call-arg]
-                       timestamp=cls.create_timestamp(), topic=_topic(type(aggregate)), state=encode(aggregate))
+                       timestamp=cls.create_timestamp(), topic=_topic(type(aggregate)),
+                       state={"z": orjson.dumps(encode(aggregate)).decode()})
 
         def mutate(self, _: None) -> "Loan":  # type: ignore[override]
             from ledger.aggregates.loan_compact import decode
 
-            return decode(self.state, self.originator_id, self.originator_version)
-
-    @staticmethod
-    def upcast_v1_v2(state: dict[str, Any]) -> None:
-        """A snapshot written before decision state (every op and payment): add the bookkeeping."""
-        state.update(op_count=len(state["ops"]), history_complete=True, suspense_carried=ZERO, regular_since=None)
+            loan = decode(orjson.loads(self.state["z"]), self.originator_id, self.originator_version)
+            loan.__dict__["_snapshot_version"] = self.originator_version
+            return loan
 
     # -- decision state ----------------------------------------------------------
     def needs_history(self, why: str) -> HistoryRequired:

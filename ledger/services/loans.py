@@ -458,7 +458,7 @@ class LoanCommands:
             "outstanding_principal": str(status.outstanding_principal), "amount_due": str(status.amount_due),
             "interest_due": str(status.interest_due), "principal_due": str(status.principal_due),
             "penalty_unpaid": str(status.penalty_unpaid), "penalty_accrued": str(status.penalty_uncrystallised),
-            "instalments_paid": len(paid), "instalments_due": len(due),
+            "instalments_paid": book.pruned.count + len(paid), "instalments_due": book.pruned.count + len(due),
             "instalments_overdue": list(status.overdue_numbers), "days_past_due": status.days_past_due,
             "bucket": status.ageing_bucket, "missed_in_a_row": status.missed_in_a_row,
             "missed_total": status.missed_total,
