@@ -19,9 +19,11 @@ import typer
 
 from bank_adapters.formats import BankFileError
 from bank_adapters.interface import BankAdapter, CsvAdapter, FolderTransport, NationalFileAdapter
+from ledger.cli import GuardedTyper
+from ledger.cli_input import codes
 
-bank_app = typer.Typer(help="Bank files: debit batches out, results and statements in (BNK-1..6).",
-                       no_args_is_help=True)
+bank_app = GuardedTyper(help="Bank files: debit batches out, results and statements in (BNK-1..6).",
+                        no_args_is_help=True)
 FORMATS = ("national", "csv")
 PROBLEM_LINES_SHOWN_MAX = 200
 RESULT_FILE_PREFIX = b"$"
@@ -108,6 +110,7 @@ def export_debits(bank: str = typer.Option(..., help="The bank's code, e.g. ICBC
     the same file)."""
     from ledger.services.banking import debit_batch_file
 
+    codes(bank=bank)
     day = _day(on, "date")
 
     def action(ledger):
@@ -131,6 +134,7 @@ def import_file(path: Path = typer.Argument(..., exists=True, dir_okay=False, he
                 as_json: bool = JsonOption):
     """Apply a BDC108 result file or a statement: bad lines reported with their line number, the rest
     applied exactly once (BNK-2..6)."""
+    codes(bank=bank)
     data = path.read_bytes()
     kind = detect_kind(data, file_format)
 

@@ -29,6 +29,7 @@ from rich.table import Table
 from ledger.application import CHINA_TZ
 from ledger.audit import AuditChainError
 from ledger.cli import (
+    GuardedTyper,
     JsonOption,
     app as main_app,
     console,
@@ -53,10 +54,10 @@ from ledger.statements import account_statement, check_certificate, contribution
 CHECK_FAILED_EXIT = 4
 PROBLEMS_SHOWN_MAX = 100
 
-projections_app = typer.Typer(help="Read models (rm_* tables) derived from the events.", no_args_is_help=True)
-statement_app = typer.Typer(help="Member documents: 个人账户明细, 缴存证明, 还款明细 (ST-1).", no_args_is_help=True)
-audit_app = typer.Typer(help="Audit: hash chain (AUD-1), replay (MNY-4), events vs read models (GL-2).",
-                        no_args_is_help=True)
+projections_app = GuardedTyper(help="Read models (rm_* tables) derived from the events.", no_args_is_help=True)
+statement_app = GuardedTyper(help="Member documents: 个人账户明细, 缴存证明, 还款明细 (ST-1).", no_args_is_help=True)
+audit_app = GuardedTyper(help="Audit: hash chain (AUD-1), replay (MNY-4), events vs read models (GL-2).",
+                         no_args_is_help=True)
 main_app.add_typer(projections_app, name="projections")
 main_app.add_typer(statement_app, name="statement")
 main_app.add_typer(audit_app, name="audit")
