@@ -26,7 +26,7 @@ from rich.table import Table
 
 from ledger.aggregates.base import LedgerRuleError
 from ledger.application import ConcurrencyConflictError, NotFoundError
-from ledger.cli_input import codes, count, day_or_none, evidence_fields, names, optional_codes, value_day
+from ledger.cli_input import codes, count, day_or_none, evidence_fields, names, optional_codes, run_day, value_day
 from ledger.dates import parse_date
 from ledger.money import Money, MoneyError
 from ledger.policy import PolicyError, load_policy
@@ -644,14 +644,13 @@ def loan_delinquent(as_of: Optional[str] = typer.Option(None), as_json: bool = J
 @loan_app.command("daily-update")
 def loan_daily_update(on: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
     """Interest falling due (Dr 1102 / Cr 4001) and LoanDefaulted for the day."""
-    day = parse_day(on, "on") if on else today()
-    run(as_json, lambda l: l.daily_loan_update(day))
+    run(as_json, lambda l: l.daily_loan_update(run_day(l, on, "on")))
 
 
 @loan_app.command("reprice")
 def loan_reprice(on: str = typer.Option(..., help="1 January"), as_json: bool = JsonOption):
     """Move loans to the rate in force on 1 January for their tier (LN-2)."""
-    run(as_json, lambda l: l.reprice_loans(parse_day(on, "on")))
+    run(as_json, lambda l: l.reprice_loans(run_day(l, on, "on")))
 
 
 # -- monthly offset ---------------------------------------------------------------------------
@@ -696,9 +695,8 @@ def _render_offset(result: dict) -> None:
 def offset_run(date_: Optional[str] = typer.Option(None, "--date", help="Run through this date (default today)"),
                as_json: bool = JsonOption):
     """Run the offset for every deduction date since the last completed run (OFF-4), by hand."""
-    day = parse_day(date_, "date") if date_ else today()
-
     def action(ledger):
+        day = run_day(ledger, date_)
         with Progress(TextColumn("deducting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err_console) as bar:
             task = bar.add_task("offset", total=None)
@@ -713,6 +711,7 @@ def offset_run(date_: Optional[str] = typer.Option(None, "--date", help="Run thr
 def debit_list(state: str = typer.Option("CREATED"), bank: Optional[str] = typer.Option(None), as_json: bool = JsonOption):
     """Card debits in a state (CREATED, SUBMITTED, FAILED, EXHAUSTED, COLLECTED, CANCELLED)."""
     codes(state=state, bank=bank)
+
     def action(ledger):
         return [{"serial": d.serial, "loan_no": d.loan_no, "amount": str(d.amount), "bank": d.bank, "state": d.state,
                  "deduction_on": d.deduction_on.isoformat(), "retries": d.retries,
@@ -724,8 +723,7 @@ def debit_list(state: str = typer.Option("CREATED"), bank: Optional[str] = typer
 @debit_app.command("retry")
 def debit_retry(date_: Optional[str] = typer.Option(None, "--date"), as_json: bool = JsonOption):
     """Retry FAILED debits whose next attempt is due (OFF-3)."""
-    day = parse_day(date_, "date") if date_ else today()
-    run(as_json, lambda l: l.retry_debits(day))
+    run(as_json, lambda l: l.retry_debits(run_day(l, date_)))
 
 
 @scheduler_app.command("run")
@@ -742,10 +740,9 @@ def scheduler_run(hour: int = typer.Option(6, min=0, max=23), minute: int = type
 @scheduler_app.command("run-day")
 def scheduler_run_day(date_: Optional[str] = typer.Option(None, "--date"), as_json: bool = JsonOption):
     """Run the whole daily job once for a date, through the same code the scheduler calls."""
-    from scheduler.jobs import run_day
+    from scheduler.jobs import run_day as run_daily_job
 
-    day = parse_day(date_, "date") if date_ else today()
-    run(as_json, lambda l: run_day(l, day))
+    run(as_json, lambda l: run_daily_job(l, run_day(l, date_)))
 
 
 @app.command()

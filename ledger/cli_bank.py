@@ -20,7 +20,7 @@ import typer
 from bank_adapters.formats import BankFileError
 from bank_adapters.interface import BankAdapter, CsvAdapter, FolderTransport, NationalFileAdapter
 from ledger.cli import GuardedTyper
-from ledger.cli_input import codes
+from ledger.cli_input import codes, run_day
 
 bank_app = GuardedTyper(help="Bank files: debit batches out, results and statements in (BNK-1..6).",
                         no_args_is_help=True)
@@ -111,9 +111,9 @@ def export_debits(bank: str = typer.Option(..., help="The bank's code, e.g. ICBC
     from ledger.services.banking import debit_batch_file
 
     codes(bank=bank)
-    day = _day(on, "date")
 
     def action(ledger):
+        day = run_day(ledger, on)
         adapter = adapter_for(file_format, encoding, ledger)
         record = ledger.export_debits(bank, day, getattr(adapter, "encoding", None))
         summary = {k: record.get(k) for k in ("bank", "on", "batch_number", "count", "total", "repeat", "left_out")}

@@ -14,6 +14,7 @@ import re
 from datetime import date
 from typing import Any, Optional
 
+from ledger.aggregates.errors import ValueDateError
 from ledger.dates import parse_date
 from ledger.rules import LedgerRuleError
 from ledger.text import CODE_CHARS_MAX, check_code, check_name
@@ -33,6 +34,15 @@ def value_day(ledger: Any, text: Optional[str], field: str = "on") -> date:
     """The value date of recorded business: ``--on`` or today, checked against MNY-4's limits."""
     day = parse_date(text, field) if text is not None else ledger.today()
     return ledger.check_value_date(day, field)
+
+
+def run_day(ledger: Any, text: Optional[str], field: str = "date") -> date:
+    """The day a job runs through (offset run, retries, daily update): today or earlier, never ahead of
+    the wall clock — a run dated in the future would deduct or accrue before its day (MNY-4)."""
+    day = parse_date(text, field) if text is not None else ledger.today()
+    if day > ledger.today():
+        raise ValueDateError(f"a run through {day} is after today {ledger.today()}", field=field)
+    return day
 
 
 def day_or_none(text: Optional[str], field: str) -> Optional[date]:

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from ledger.application import CHINA_TZ
 from ledger.audit import AuditChainError
+from ledger.cli_input import codes
 from ledger.cli import (
     GuardedTyper,
     JsonOption,
@@ -165,6 +166,7 @@ def statement_account(account_no: str,
                       pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the PDF here"),
                       as_json: bool = JsonOption):
     """个人账户明细: opening balance, lines in value-date order, reversals marked 冲正, closing balance."""
+    codes(account_no=account_no)
     day_to = parse_day(date_to, "to") if date_to else today()
     moment = parse_moment(known_at, "known_at") if known_at else None
 
@@ -187,6 +189,7 @@ def statement_certificate(id_number: str,
                           pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the PDF here"),
                           as_json: bool = JsonOption):
     """缴存证明 as of a date, with a verification code tied to the audit chain head (ST-1, AUD-1)."""
+    codes(id_number=id_number)
     day = parse_day(as_of, "as_of") if as_of else today()
 
     def action(ledger):
@@ -205,6 +208,7 @@ def statement_repayment(loan_no: str,
                         pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the PDF here"),
                         as_json: bool = JsonOption):
     """还款明细: each instalment due, paid, its payers (OFF-5), days overdue and penalty (LN-7)."""
+    codes(loan_no=loan_no)
     day = parse_day(as_of, "as_of") if as_of else today()
 
     def action(ledger):
@@ -273,6 +277,7 @@ def audit_replay(aggregate_id: str = typer.Argument(..., help="UUID, account num
                  known_at: Optional[str] = typer.Option(None, help="Recorded time: only what was known then"),
                  as_json: bool = JsonOption):
     """Any aggregate replayed from its events to a version, a value date or a recorded time."""
+    codes(aggregate_id=aggregate_id)
     day = parse_day(as_of, "as_of") if as_of else None
     moment = parse_moment(known_at, "known_at") if known_at else None
     run_checked(as_json, lambda ledger: replay_view(ledger, aggregate_id, version, day, moment))

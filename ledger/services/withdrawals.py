@@ -42,7 +42,7 @@ def _months_before(day: date, months: int) -> date:
 def _months(value: Any) -> int:
     """A whole, positive number of months from the evidence (WD-1), else refused naming the field."""
     text = str(value).strip()
-    if not text.isdigit() or int(text) <= 0:
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
         raise WithdrawalEvidenceError(f"months must be a whole number above zero (got {value!r})", field="months")
     return int(text)
 
