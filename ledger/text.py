@@ -3,7 +3,7 @@
 Every text a person or a bank gives — a member's name, a bank reference (主机流水号), a document number,
 an idempotency key, an evidence value, a reason — ends up in events and then in the read model's
 ``String`` columns, compared and printed for decades. So it is checked before anything is written
-(rule TXT-1, ADR 0015): at most as long as its column (:data:`CODE_CHARS_MAX` for codes, keys and
+(rule TXT-1, ADR 0016): at most as long as its column (:data:`CODE_CHARS_MAX` for codes, keys and
 references, :data:`NAME_CHARS_MAX` for names and free text: ``ledger.projections.tables`` sizes its
 columns with these), no control characters (NUL included: PostgreSQL text cannot hold it), no format
 characters (bidi overrides U+202A–U+202E and isolates U+2066–U+2069, zero-width and BOM), no
