@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ledger.aggregates.base import LedgerRuleError
 from ledger.application import ConcurrencyConflictError, NotFoundError
@@ -82,8 +83,9 @@ app.add_typer(interest_app, name="interest")
 app.add_typer(books_app, name="books")
 app.add_typer(payout_app, name="payout")
 
-console = Console()
-err_console = Console(stderr=True)
+# No markup: what people and banks typed ("[/x]" as a name) is printed as given, never read as style tags.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 STATE: dict[str, Any] = {"db": None, "policy": None}
 
 DbOption = typer.Option(None, "--db", envvar="GJJ_DATABASE_URL", help="sqlite:///file or postgresql://...")
@@ -120,8 +122,14 @@ def fail(error: Exception, as_json: bool) -> None:
     payload = {"error": {"type": type(error).__name__, "field": field, "rule": rule, "message": str(error)}}
     if as_json:
         print(json.dumps(payload, ensure_ascii=False, indent=2))
-    err_console.print(f"[red]error[/red]: {error}", markup=True, highlight=False, soft_wrap=True)
+    text = str(error)
+    say("error", text if text.endswith(f"[{rule}]") else f"{text} [{rule}]")
     raise typer.Exit(code)
+
+
+def say(label: str, text: str, style: str = "red") -> None:
+    """``label: text`` on stderr, the label styled; ``text`` is printed as given, never read as markup."""
+    err_console.print(Text.assemble((label, style), ": ", text), highlight=False, soft_wrap=True)
 
 
 EXPECTED_ERRORS = (LedgerRuleError, MoneyError, NotFoundError, PolicyError, StorageConfigError,
@@ -146,7 +154,7 @@ def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None
         render(result)
     else:
         for key, value in (result.items() if isinstance(result, dict) else []):
-            console.print(f"[bold]{key}[/bold]: {value}", highlight=False)
+            console.print(Text.assemble((str(key), "bold"), f": {value}"), highlight=False)
 
 
 def parse_day(text: str, field: str) -> date:
@@ -762,7 +770,7 @@ def demo(path: Path = typer.Option(Path("gjj-data/demo.sqlite3"), help="A fresh 
 
 def _render_demo(s: dict) -> None:
     lending, recon = s["lending"], s["reconciliation"]
-    console.print(f"[bold]{s['centre']}[/bold] demo in {s['store']}", highlight=False)
+    console.print(Text.assemble((s["centre"], "bold"), f" demo in {s['store']}"), highlight=False)
     console.print(f"employers {s['employers']}, members {s['members']} ({s['married_couples']} couples), "
                   f"remittances received {s['bank_receipts']}, withdrawals {s['withdrawals']}", highlight=False)
     console.print(f"Σ balances {s['sum_of_balances']} = fund liability (2001) {s['fund_liability_2001']}",

@@ -74,7 +74,7 @@ def _file_refused(error: BankFileError, as_json: bool) -> None:
         payload = {"type": type(error).__name__, "rule": "BNK-3", "message": "file refused whole",
                    "problems": problems, "omitted": error.omitted_count}
         print(json.dumps({"error": payload}, ensure_ascii=False, indent=2))
-    _cli().err_console.print(f"[red]refused[/red]: {error}", markup=True, highlight=False)
+    _cli().say("refused", str(error))
     raise typer.Exit(2)
 
 

@@ -38,6 +38,7 @@ from ledger.cli import (
     fail,
     parse_day,
     run,
+    say,
     today,
 )
 from ledger.projections import ProjectionError, Projector, ReadModel
@@ -245,7 +246,7 @@ def statement_verify_certificate(path: Path = typer.Argument(..., exists=True, d
         raise typer.BadParameter("file: not a certificate JSON object")
     result = run_checked(as_json, lambda ledger: check_certificate(ledger.audit, document).as_dict())
     if not result["ok"]:
-        err_console.print(f"[red]not valid[/red]: {result['reason']}", highlight=False)
+        say("not valid", str(result["reason"]))
         raise typer.Exit(CHECK_FAILED_EXIT)
 
 
@@ -265,8 +266,7 @@ def audit_verify(unchained_ok: bool = typer.Option(False, "--unchained-ok",
     result = run_checked(as_json, action)
     if not result["ok"]:
         first = result["first_problem"] or {}
-        err_console.print(f"[red]AUD-1[/red]: first bad position {first.get('position')}: {first.get('kind')} — "
-                          f"{first.get('message')}", highlight=False)
+        say("AUD-1", f"first bad position {first.get('position')}: {first.get('kind')} — {first.get('message')}")
         raise typer.Exit(CHECK_FAILED_EXIT)
 
 
@@ -291,7 +291,7 @@ def audit_check(as_json: bool = JsonOption):
             return check_read_models(ledger, projector)
     result = run_checked(as_json, action)
     if not result["ok"]:
-        err_console.print(f"[red]mismatch[/red]: {result['mismatch_count']} accounts; 2001 events "
-                          f"{result['journal_2001_from_events']} / read {result['journal_2001_from_read_model']} / "
-                          f"Σ balances {result['sum_of_balances_from_events']}", highlight=False)
+        say("mismatch", f"{result['mismatch_count']} accounts; 2001 events {result['journal_2001_from_events']} / "
+                        f"read {result['journal_2001_from_read_model']} / Σ balances "
+                        f"{result['sum_of_balances_from_events']}")
         raise typer.Exit(CHECK_FAILED_EXIT)

@@ -180,3 +180,14 @@ def test_a_date_the_calendar_cannot_hold_is_refused_not_a_traceback(centre: dict
     assert code == 2 and "Traceback" not in output, output
     assert "as_of: 9999-12-31 is outside 1900-01-01..2999-12-31 [MNY-4]" in output
     assert store_fingerprint(centre["url"]) == before
+
+
+def test_text_that_looks_like_console_markup_is_printed_as_given(centre: dict[str, Any]) -> None:
+    url = centre["url"]
+    assert_refused(url, "amount", "MNY-1", "loan", "pay", centre["loan"], "--amount", "[/red]", "--reference", "R1")
+    code, _payload, output = gjj(url, "loan", "pay", "[/x]", "--amount", "1.00", "--reference", "R1")
+    assert code == 3 and "error: loan: no Loan [/x] [NOT-FOUND]" in output, output
+    number = resident_id(date(1992, 2, 2), 78, True)
+    code, _payload, output = gjj(url, "member", "open", number, "--name", "[bold]张[/x]", "--employer",
+                                 centre["employer"])
+    assert code == 0 and "[bold]张[/x]" in output, output

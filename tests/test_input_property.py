@@ -37,7 +37,7 @@ ACCEPTED_EXIT_CODES = (0, 2, 3)
 
 HOSTILE_SAMPLES = ["", " ", "\u3000", "\x00", "A\x00B", "\u202eAB", "\u2066x\u2069", "\ufeffX", "\ud800", "a\u2028b",
                    "\n", "\t", "x" * 65, "名" * 201, "1e30", "1,5", "1_000", "9999-12-31", "20261340", "-1", "NaN",
-                   "--json", "0", "'; drop table events; --", "%00", "DK", "ICBC/20250217/1"]
+                   "--json", "0", "'; drop table events; --", "%00", "DK", "ICBC/20250217/1", "[/x]", "[bold]"]
 HOSTILE_TEXT = st.one_of(st.sampled_from(HOSTILE_SAMPLES), st.text(max_size=70))
 HOSTILE_NUMBER = st.one_of(
     st.sampled_from(["1e3", "1E+30", "1,5", "1_000", "1 000", "NaN", "-Infinity", "-5.00", "+5", "5.001", "",
