@@ -236,8 +236,8 @@ class LimitPolicy(_Section):
         return getattr(self, f"{kind}_amount_max").min(self.amount_max)
 
     def check(self, kind: str, money: Money, field: str = "amount") -> Money:
-        """``money`` if within the ceiling of ``kind`` (``any`` for amount_max alone), else refused."""
-        ceiling = self.amount_max if kind == "any" else self.ceiling(kind)
+        """``money`` if within the ceiling of ``kind``, else refused naming ``field`` (MNY-1)."""
+        ceiling = self.ceiling(kind)
         if money > ceiling:
             raise MoneyError(field, f"MNY-1 {money} is above the {kind.replace('_', ' ')} ceiling {ceiling} "
                              f"(policy limits)")

@@ -147,8 +147,9 @@ class WithdrawalCommands:
                                               field=missing[0])
             account = self.account(account_no)
             member = self.load(Member, account.member_id, "account")
-            money = None if rule.closing else policy.limits.check("withdrawal", Money.parse(amount, "amount",
-                                                                                            positive=True))
+            money = None if rule.closing else Money.parse(amount, "amount", positive=True)
+            if money is not None:
+                policy.limits.check("withdrawal", money)
             self._check_withdrawal_rules(account, member, rule, money, value_date, evidence, policy)
             payee_name = _payee(rule, evidence, payee, member)
             posting_id = f"wd:{idempotency_key}"
