@@ -58,11 +58,11 @@ def assert_refused(url: str, field: str, rule: str, *args: str) -> dict[str, Any
 
 def store_fingerprint(url: str) -> tuple[Any, ...]:
     """Every stored event digested, the global notification head and the audit chain head."""
-    ledger = Ledger(url)
+    reader = Ledger(url)
     try:
         digest, position, count = hashlib.sha256(), 1, 0
         while True:
-            page = ledger.recorder.select_notifications(position, NOTIFICATION_PAGE)
+            page = reader.recorder.select_notifications(position, NOTIFICATION_PAGE)
             if not page:
                 break
             for item in page:
@@ -70,10 +70,10 @@ def store_fingerprint(url: str) -> tuple[Any, ...]:
                 digest.update(bytes(item.state))
                 count += 1
             position = page[-1].id + 1
-        head = ledger.audit.head()
-        return ledger.recorder.max_notification_id(), count, digest.hexdigest(), head.position, head.hash
+        head = reader.audit.head()
+        return reader.recorder.max_notification_id(), count, digest.hexdigest(), head.position, head.hash
     finally:
-        ledger.close()
+        reader.close()
 
 
 def assert_read_side_sound(url: str) -> None:
