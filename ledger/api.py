@@ -4,11 +4,14 @@
 closed at shut-down). Each bank authenticates with its own key in the ``X-Bank-Key`` header; keys come
 from ``GJJ_BANK_KEYS`` (``ICBC:key1,CCB:key2``) or the file named by ``GJJ_BANK_KEYS_FILE`` (one
 ``CODE:key`` a line, ``#`` comments). A bank acts only on its own loans and debits (``loan.bank``):
-another bank's loan is 403, a missing or unknown key 401.
+another bank's loan is 403, a missing or unknown key 401 — checked before the body is read, so a
+caller without a key learns nothing about the body.
 
-Money is a JSON string with 0-2 decimals; the models are strict, so a JSON number (a float) is 422
-naming the field (MNY-1). Every refusal is a 4xx with ``{"field", "rule", "message"}``; bad input
-never yields a 5xx. Posts are idempotent by the bank reference (bank, 主机日期, 主机流水号, BNK-2): the
+Money is a JSON string read by the one amount parser (``ledger.money.parse_amount``, MNY-1); the models
+are strict, so a JSON number (a float) is 422 naming the field. Text fields pass the text checker
+(``ledger.text``, TXT-1: no NUL, control or bidi characters, at most the read side's column size),
+dates the date reader (``ledger.dates``). Every error — 400 for a body that is not JSON, 401, 403,
+404, 405, 409, 422 — is ``{"field", "rule", "message"}``; bad input never yields a 5xx. Posts are idempotent by the bank reference (bank, 主机日期, 主机流水号, BNK-2): the
 first post answers 201, a repeat with the same content 200 with the first result, other content 409.
 The wall clock is read here (MNY-2), through the ledger's clock.
 """
@@ -28,22 +31,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.aggregates.base import LedgerRuleError
 from ledger.aggregates.errors import IdempotencyConflictError
 from ledger.application import ConcurrencyConflictError, NotFoundError, as_str
-from ledger.money import MoneyError
+from ledger.dates import parse_date, parse_host_date
+from ledger.money import AMOUNT_CHARS_MAX, MoneyError
 from ledger.policy import PolicyError
 from ledger.services.banking import BankNotAuthorisedError
+from ledger.text import CODE_CHARS_MAX, NAME_CHARS_MAX, check_code, check_name
 
 KEY_HEADER = "X-Bank-Key"
 KEYS_ENV = "GJJ_BANK_KEYS"
 KEYS_FILE_ENV = "GJJ_BANK_KEYS_FILE"
 BANK_KEYS_MAX = 1_000
-AMOUNT_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"
+AMOUNT_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"  # documented in the schema; parse_amount decides
 HOST_DATE_PATTERN = r"^[0-9]{8}$"
-TEXT_CHARS_MAX = 64
-MESSAGE_CHARS_MAX = 200
+TEXT_CHARS_MAX = CODE_CHARS_MAX
+MESSAGE_CHARS_MAX = NAME_CHARS_MAX
+PROTECTED_PATH_PREFIX = "/v1/"
 API_VERSION = "1.0.0"
 
 
@@ -83,7 +90,8 @@ class RepaymentIn(Strict):
     """A repayment the bank collected from the borrower (还款), posted as of its host date."""
 
     loan_no: str = Field(min_length=1, max_length=TEXT_CHARS_MAX, description="The fund loan number")
-    amount: str = Field(pattern=AMOUNT_PATTERN, description="Yuan as a string, 0-2 decimals", examples=["2067.79"])
+    amount: str = Field(max_length=AMOUNT_CHARS_MAX, description="Yuan as a string, 0-2 decimals",
+                        examples=["2067.79"], json_schema_extra={"pattern": AMOUNT_PATTERN})
     host_date: str = Field(pattern=HOST_DATE_PATTERN, description="主机日期 YYYYMMDD", examples=["20250217"])
     bank_reference: str = Field(min_length=1, max_length=TEXT_CHARS_MAX, description="主机流水号")
 
@@ -96,7 +104,8 @@ class DebitResultIn(Strict):
     message: str = Field(default="", max_length=MESSAGE_CHARS_MAX, description="响应信息")
     host_date: str = Field(pattern=HOST_DATE_PATTERN, description="主机日期 YYYYMMDD")
     bank_reference: str = Field(min_length=1, max_length=TEXT_CHARS_MAX, description="主机流水号")
-    amount: Optional[str] = Field(default=None, pattern=AMOUNT_PATTERN, description="Collected amount (must agree)")
+    amount: Optional[str] = Field(default=None, max_length=AMOUNT_CHARS_MAX, description="Collected amount (must agree)",
+                                  json_schema_extra={"pattern": AMOUNT_PATTERN})
 
 
 class ErrorOut(BaseModel):
@@ -107,7 +116,8 @@ class ErrorOut(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text}
-    for status, text in ((401, "No or unknown bank key"), (403, "Another bank's loan or debit"),
+    for status, text in ((400, "The body is not JSON"), (401, "No or unknown bank key"),
+                         (403, "Another bank's loan or debit"),
                          (404, "No such loan, debit or account"), (409, "Bank reference used with other content"),
                          (422, "Invalid input or refused by a rule"))
 }
@@ -118,19 +128,37 @@ def error_response(status: int, field: str, rule: str, message: str) -> JSONResp
 
 
 def _host_date(text: str) -> date:
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-    except ValueError:
-        raise MoneyError("host_date", "BNK-2 主机日期 is a real date YYYYMMDD", text) from None
+    return parse_host_date(text, "host_date")
 
 
 def _day(text: Optional[str], ledger: Any) -> date:
-    if text is None:
-        return ledger.today()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise MoneyError("as_of", "MNY-4 a date is YYYY-MM-DD", text) from None
+    return ledger.today() if text is None else parse_date(text, "as_of")
+
+
+class BankKeyGate:
+    """ASGI middleware: a request under ``/v1/`` without a key some bank holds is answered 401 before
+    routing reads its body (an undecodable body from a caller without a key is 401, not 400). The
+    bank is left in the request state for ``bank_of``."""
+
+    def __init__(self, app: Any, bank_for: Callable[[Optional[str]], Optional[str]]):
+        self.app = app
+        self.bank_for = bank_for
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(PROTECTED_PATH_PREFIX):
+            wanted = KEY_HEADER.lower().encode("latin-1")
+            key = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == wanted), None)
+            bank = self.bank_for(key)
+            if bank is None:
+                await unauthorised_response()(scope, receive, send)
+                return
+            scope.setdefault("state", {})["bank"] = bank
+        await self.app(scope, receive, send)
+
+
+def unauthorised_response() -> JSONResponse:
+    return JSONResponse(status_code=401, headers={"WWW-Authenticate": KEY_HEADER},
+                        content={"field": KEY_HEADER, "rule": "BNK-1", "message": "no or unknown bank key"})
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -138,10 +166,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {"loc": ("body",), "msg": "invalid"}
+        if first.get("type") == "json_invalid":
+            return error_response(400, "body", "SCHEMA", "body: not valid JSON")
         names = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
         field = ".".join(names) or "body"
         rule = "MNY-1" if field in ("amount",) else "SCHEMA"
         return error_response(422, field, rule, f"{field}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:  # the body could not be decoded at all
+            return error_response(400, "body", "SCHEMA", f"body: {error.detail}")
+        return error_response(error.status_code, "", "HTTP", f"request: {error.detail}")
+
+    @app.exception_handler(Exception)
+    async def internal(_request: Request, _error: Exception) -> JSONResponse:
+        return error_response(500, "", "INTERNAL", "internal error; nothing was saved by this request")
 
     @app.exception_handler(BankNotAuthorisedError)
     async def forbidden(_request: Request, error: BankNotAuthorisedError) -> JSONResponse:
@@ -161,8 +201,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MoneyError)
     async def bad_money(_request: Request, error: MoneyError) -> JSONResponse:
-        return error_response(422, getattr(error, "field", "amount"), str(getattr(error, "rule", "MNY-1")).split()[0],
-                              str(error))
+        return error_response(422, error.field or "amount", error.rule_id, str(error))
 
     @app.exception_handler(PolicyError)
     async def no_policy(_request: Request, error: PolicyError) -> JSONResponse:
@@ -202,18 +241,24 @@ def create_app(ledger_factory: Callable[[], Any], bank_keys: dict[str, str] | No
     install_error_handlers(app)
     key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="The bank's own key")
 
-    def bank_of(key: Optional[str] = Depends(key_header)) -> str:
+    def bank_for(key: Optional[str]) -> Optional[str]:
         for known, bank in keys.items():
             if key is not None and hmac.compare_digest(known.encode(), key.encode()):
                 return bank
-        raise Unauthorised()
+        return None
 
+    def bank_of(request: Request, key: Optional[str] = Depends(key_header)) -> str:
+        bank = request.state.bank if hasattr(request.state, "bank") else bank_for(key)
+        if bank is None:
+            raise Unauthorised()
+        return bank
+
+    app.add_middleware(BankKeyGate, bank_for=bank_for)
     _routes(app, bank_of, ledger)
 
     @app.exception_handler(Unauthorised)
     async def unauthorised(_request: Request, _error: Unauthorised) -> JSONResponse:
-        return JSONResponse(status_code=401, headers={"WWW-Authenticate": KEY_HEADER},
-                            content={"field": KEY_HEADER, "rule": "BNK-1", "message": "no or unknown bank key"})
+        return unauthorised_response()
     return app
 
 
@@ -225,6 +270,8 @@ def _routes(app: FastAPI, bank_of: Callable[..., str], ledger_of: Callable[[], A
     @app.post("/v1/repayments", status_code=201, responses={200: {"description": "A repeat"}, **ERROR_RESPONSES})
     def post_repayment(body: RepaymentIn, response: Response, bank: str = Depends(bank_of)) -> dict[str, Any]:
         """A repayment the bank collected, paid as of 主机日期 (LN-5 allocation; a closed loan → suspense)."""
+        check_code(body.loan_no, "loan_no")
+        check_code(body.bank_reference, "bank_reference")
         result = ledger_of().bank_repayment(bank, body.loan_no, body.amount, _host_date(body.host_date),
                                             body.bank_reference)
         return _answer(result, response)
@@ -232,6 +279,9 @@ def _routes(app: FastAPI, bank_of: Callable[..., str], ledger_of: Callable[[], A
     @app.post("/v1/debit-results", status_code=201, responses={200: {"description": "A repeat"}, **ERROR_RESPONSES})
     def post_debit_result(body: DebitResultIn, response: Response, bank: str = Depends(bank_of)) -> dict[str, Any]:
         """The result of a card debit: 00000 collected (paid as of 主机日期), else failed by code (OFF-3)."""
+        check_code(body.code, "code")
+        check_name(body.message, "message", required=False)
+        check_code(body.bank_reference, "bank_reference")
         result = ledger_of().bank_debit_result(bank, body.serial, body.code, body.message, _host_date(body.host_date),
                                                body.bank_reference, body.amount)
         return _answer(result, response)
@@ -240,6 +290,7 @@ def _routes(app: FastAPI, bank_of: Callable[..., str], ledger_of: Callable[[], A
     def get_loan(loan_no: str = PathParam(max_length=TEXT_CHARS_MAX), bank: str = Depends(bank_of),
                  as_of: Optional[str] = Query(None, max_length=10, description="YYYY-MM-DD")) -> dict[str, Any]:
         """Loan status as of a date (amount due, outstanding principal, overdue)."""
+        check_code(loan_no, "loan_no")
         ledger = ledger_of()
         ledger.check_bank_owns_loan(bank, loan_no)
         return as_str(ledger.loan_status(loan_no, _day(as_of, ledger)))
@@ -248,6 +299,7 @@ def _routes(app: FastAPI, bank_of: Callable[..., str], ledger_of: Callable[[], A
     def get_balance(account_no: str = PathParam(max_length=TEXT_CHARS_MAX), bank: str = Depends(bank_of),
                     as_of: Optional[str] = Query(None, max_length=10, description="YYYY-MM-DD")) -> dict[str, Any]:
         """A fund account's balance, for a bank that services a loan of that member."""
+        check_code(account_no, "account_no")
         ledger = ledger_of()
         ledger.bank_may_read_account(bank, account_no)
         return as_str(ledger.balance(account_no, _day(as_of, ledger) if as_of else None))

@@ -20,10 +20,12 @@ from rich.markup import escape
 
 from bank_adapters.formats import BankFileError
 from bank_adapters.interface import BankAdapter, CsvAdapter, FolderTransport, NationalFileAdapter
+from ledger.cli import GuardedTyper
+from ledger.cli_input import codes, run_day
 from ledger.input_files import read_input_bytes
 
-bank_app = typer.Typer(help="Bank files: debit batches out, results and statements in (BNK-1..6).",
-                       no_args_is_help=True)
+bank_app = GuardedTyper(help="Bank files: debit batches out, results and statements in (BNK-1..6).",
+                        no_args_is_help=True)
 FORMATS = ("national", "csv")
 PROBLEM_LINES_SHOWN_MAX = 200
 RESULT_FILE_PREFIX = b"$"
@@ -75,8 +77,7 @@ def _file_refused(error: BankFileError, as_json: bool) -> None:
         payload = {"type": type(error).__name__, "rule": "BNK-3", "message": "file refused whole",
                    "problems": problems, "omitted": error.omitted_count}
         print(json.dumps({"error": payload}, ensure_ascii=False, indent=2))
-    _cli().err_console.print(f"[red]refused[/red]: {escape(str(error))}", markup=True, highlight=False,
-                             soft_wrap=True)
+    _cli().say("refused", str(error))
     raise typer.Exit(2)
 
 
@@ -112,9 +113,10 @@ def export_debits(bank: str = typer.Option(..., help="The bank's code, e.g. ICBC
     mark its debits SUBMITTED (idempotent: a re-export returns the same files)."""
     from ledger.services.banking import debit_batch_file
 
-    day = _day(on, "date")
+    codes(bank=bank)
 
     def action(ledger):
+        day = run_day(ledger, on)
         adapter = adapter_for(file_format, encoding, ledger)
         record = ledger.export_debits(bank, day, getattr(adapter, "encoding", None))
         summary = {k: record.get(k) for k in ("bank", "on", "batch_number", "count", "total", "repeat", "left_out")}
@@ -139,6 +141,8 @@ def import_file(path: Path = typer.Argument(..., exists=True, dir_okay=False, he
                 as_json: bool = JsonOption):
     """Apply a BDC108 result file or a statement: bad lines reported with their line number, the rest
     applied exactly once (BNK-2..6)."""
+    codes(bank=bank)
+
     def action(ledger):
         data = read_input_bytes(path)
         kind = detect_kind(data, file_format)

@@ -30,7 +30,9 @@ from rich.table import Table
 from ledger.application import CHINA_TZ
 from ledger.audit import AuditChainError
 from ledger.input_files import InputFileError, decode_utf8_text, read_input_bytes, refuse
+from ledger.cli_input import codes
 from ledger.cli import (
+    GuardedTyper,
     JsonOption,
     app as main_app,
     console,
@@ -38,6 +40,7 @@ from ledger.cli import (
     fail,
     parse_day,
     run,
+    say,
     today,
 )
 from ledger.projections import ProjectionError, Projector, ReadModel
@@ -56,10 +59,10 @@ CHECK_FAILED_EXIT = 4
 CERTIFICATE_BYTES_MAX = 64 * 1024  # a certificate's JSON is a few kilobytes
 PROBLEMS_SHOWN_MAX = 100
 
-projections_app = typer.Typer(help="Read models (rm_* tables) derived from the events.", no_args_is_help=True)
-statement_app = typer.Typer(help="Member documents: 个人账户明细, 缴存证明, 还款明细 (ST-1).", no_args_is_help=True)
-audit_app = typer.Typer(help="Audit: hash chain (AUD-1), replay (MNY-4), events vs read models (GL-2).",
-                        no_args_is_help=True)
+projections_app = GuardedTyper(help="Read models (rm_* tables) derived from the events.", no_args_is_help=True)
+statement_app = GuardedTyper(help="Member documents: 个人账户明细, 缴存证明, 还款明细 (ST-1).", no_args_is_help=True)
+audit_app = GuardedTyper(help="Audit: hash chain (AUD-1), replay (MNY-4), events vs read models (GL-2).",
+                         no_args_is_help=True)
 main_app.add_typer(projections_app, name="projections")
 main_app.add_typer(statement_app, name="statement")
 main_app.add_typer(audit_app, name="audit")
@@ -167,6 +170,7 @@ def statement_account(account_no: str,
                       pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the PDF here"),
                       as_json: bool = JsonOption):
     """个人账户明细: opening balance, lines in value-date order, reversals marked 冲正, closing balance."""
+    codes(account_no=account_no)
     day_to = parse_day(date_to, "to") if date_to else today()
     moment = parse_moment(known_at, "known_at") if known_at else None
 
@@ -189,6 +193,7 @@ def statement_certificate(id_number: str,
                           pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the PDF here"),
                           as_json: bool = JsonOption):
     """缴存证明 as of a date, with a verification code tied to the audit chain head (ST-1, AUD-1)."""
+    codes(id_number=id_number)
     day = parse_day(as_of, "as_of") if as_of else today()
 
     def action(ledger):
@@ -207,6 +212,7 @@ def statement_repayment(loan_no: str,
                         pdf: Optional[Path] = typer.Option(None, "--pdf", help="Write the PDF here"),
                         as_json: bool = JsonOption):
     """还款明细: each instalment due, paid, its payers (OFF-5), days overdue and penalty (LN-7)."""
+    codes(loan_no=loan_no)
     day = parse_day(as_of, "as_of") if as_of else today()
 
     def action(ledger):
@@ -243,7 +249,7 @@ def statement_verify_certificate(path: Path = typer.Argument(..., exists=True, d
         fail(error, as_json)
     result = run_checked(as_json, lambda ledger: check_certificate(ledger.audit, document).as_dict())
     if not result["ok"]:
-        err_console.print(f"[red]not valid[/red]: {result['reason']}", highlight=False)
+        say("not valid", str(result["reason"]))
         raise typer.Exit(CHECK_FAILED_EXIT)
 
 
@@ -290,8 +296,7 @@ def audit_verify(unchained_ok: bool = typer.Option(False, "--unchained-ok",
     result = run_checked(as_json, action)
     if not result["ok"]:
         first = result["first_problem"] or {}
-        err_console.print(f"[red]AUD-1[/red]: first bad position {first.get('position')}: {first.get('kind')} — "
-                          f"{first.get('message')}", highlight=False)
+        say("AUD-1", f"first bad position {first.get('position')}: {first.get('kind')} — {first.get('message')}")
         raise typer.Exit(CHECK_FAILED_EXIT)
 
 
@@ -302,6 +307,7 @@ def audit_replay(aggregate_id: str = typer.Argument(..., help="UUID, account num
                  known_at: Optional[str] = typer.Option(None, help="Recorded time: only what was known then"),
                  as_json: bool = JsonOption):
     """Any aggregate replayed from its events to a version, a value date or a recorded time."""
+    codes(aggregate_id=aggregate_id)
     day = parse_day(as_of, "as_of") if as_of else None
     moment = parse_moment(known_at, "known_at") if known_at else None
     run_checked(as_json, lambda ledger: replay_view(ledger, aggregate_id, version, day, moment))
@@ -315,7 +321,7 @@ def audit_check(as_json: bool = JsonOption):
             return check_read_models(ledger, projector)
     result = run_checked(as_json, action)
     if not result["ok"]:
-        err_console.print(f"[red]mismatch[/red]: {result['mismatch_count']} accounts; 2001 events "
-                          f"{result['journal_2001_from_events']} / read {result['journal_2001_from_read_model']} / "
-                          f"Σ balances {result['sum_of_balances_from_events']}", highlight=False)
+        say("mismatch", f"{result['mismatch_count']} accounts; 2001 events {result['journal_2001_from_events']} / "
+                        f"read {result['journal_2001_from_read_model']} / Σ balances "
+                        f"{result['sum_of_balances_from_events']}")
         raise typer.Exit(CHECK_FAILED_EXIT)

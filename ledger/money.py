@@ -1,14 +1,19 @@
 """The one money type of the ledger (MNY-1) and its one rounding function.
 
 Amounts are yuan with two decimal places (fen) over :class:`decimal.Decimal`.
-Every input passes through :func:`Money.parse`, which refuses floats, NaN,
-infinities and more than two decimals with an error naming the field. Every
-rounding in the code base goes through :func:`round_fen` (ROUND_HALF_UP,
-四舍五入); rates are percent strings (MNY-3) parsed by :func:`parse_rate`.
+Every amount written as text — a CLI option, an HTTP body, a policy file, a CSV or bank-file field —
+is read by the one parser :func:`parse_amount` (``Money.parse`` hands text to it): a decimal string with
+at most two places and nothing else. Exponents, separators, underscores, whitespace inside, a sign
+where the field is unsigned, NaN/Infinity, more than two places, an empty text and anything above
+:data:`AMOUNT_MAX` (what the read model's int64 fen columns hold with room for sums) are refused
+with an error naming the field and the rule. Every rounding in the code base goes through
+:func:`round_fen` (ROUND_HALF_UP, 四舍五入); rates are percent strings (MNY-3) parsed by
+:func:`parse_rate` with the same grammar.
 """
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Iterable
 
@@ -16,17 +21,78 @@ FEN = Decimal("0.01")
 YUAN = Decimal("1")
 HUNDRED = Decimal("100")
 RATE_PLACES_MAX = 6
+RATE_INTEGER_DIGITS_MAX = 4
+AMOUNT_PLACES_MAX = 2
+AMOUNT_INTEGER_DIGITS_MAX = 13  # 9,999,999,999,999.99: 10^15 fen, so int64 fen columns hold 9,000 such sums
+AMOUNT_CHARS_MAX = 32  # longer text is refused before it is read (a 128 KiB "amount" is not parsed)
+SHOWN_CHARS_MAX = 40  # how much of a refused value an error message repeats
+SURROUNDING_BLANKS = " \t"
+_NUMBER_TEXT = re.compile(r"(?P<sign>[+-]?)(?P<whole>[0-9]+)(?:\.(?P<places>[0-9]+))?", re.ASCII)
+_SEPARATORS = frozenset(",，'’·٬")
 
 
 class MoneyError(ValueError):
-    """An amount or rate broke MNY-1 or MNY-3; the message names the field and the rule."""
+    """An amount or rate broke MNY-1 or MNY-3. ``rule`` is the rule id followed by the reason (kept whole
+    for callers that read it), ``rule_id`` the id alone; ``str()`` is ``field: reason (got …) [RULE]``."""
 
     def __init__(self, field: str, rule: str, value: Any = None):
         self.field = field
         self.rule = rule
         self.value = value
-        shown = "" if value is None else f" (got {value!r})"
-        super().__init__(f"{field}: {rule}{shown}")
+        self.rule_id, _, reason = rule.partition(" ")
+        self.message = reason or rule
+        super().__init__(f"{field}: {self.message}{_shown(value)} [{self.rule_id}]")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    text = repr(value)
+    if len(text) > SHOWN_CHARS_MAX:
+        text = text[:SHOWN_CHARS_MAX] + "…"
+    return f" (got {text})"
+
+
+_EXPONENT_TEXT = re.compile(r"[+-]?[0-9.]+e[+-]?[0-9]+", re.ASCII)
+
+
+def _why_not_a_number(text: str, places_max: int) -> str:
+    """Why ``text`` is not a plain decimal string: the reason an error gives (MNY-1)."""
+    lowered = text.lower()
+    if "nan" in lowered or "inf" in lowered:
+        return "NaN and infinity are refused"
+    if any(char in _SEPARATORS for char in text):
+        return "separators are refused; write 1500.00, not 1,500.00"
+    if "_" in text:
+        return "underscores are refused; write 1000, not 1_000"
+    if any(char.isspace() for char in text):
+        return "whitespace inside an amount is refused"
+    if _EXPONENT_TEXT.fullmatch(lowered):
+        return f"exponents are refused; write digits with at most {places_max} decimal places (1000, not 1e3)"
+    return "not a decimal number"
+
+
+def _decimal_text(value: str, field: str, rule: str, *, signed: bool, places_max: int,
+                  whole_digits_max: int, chars_max: int) -> Decimal:
+    """The one grammar of numbers written as text: optional sign, ASCII digits, optional point and digits."""
+    if len(value) > chars_max:
+        raise MoneyError(field, f"{rule} longer than {chars_max} characters", value)
+    text = value.strip(SURROUNDING_BLANKS)
+    if not text:
+        raise MoneyError(field, f"{rule} an amount is required" if rule == "MNY-1" else f"{rule} a value is required",
+                         value)
+    match = _NUMBER_TEXT.fullmatch(text)
+    if match is None:
+        raise MoneyError(field, f"{rule} {_why_not_a_number(text, places_max)}", value)
+    if match["sign"] == "-" and not signed:
+        raise MoneyError(field, f"{rule} a negative amount is refused here", value)
+    if match["sign"] and not signed:
+        raise MoneyError(field, f"{rule} a sign is refused here", value)
+    if match["places"] is not None and len(match["places"]) > places_max:
+        raise MoneyError(field, f"{rule} at most {places_max} decimal places", value)
+    if len(match["whole"].lstrip("0")) > whole_digits_max:
+        raise MoneyError(field, f"{rule} at most {whole_digits_max} digits before the point", value)
+    return Decimal(text)
 
 
 def round_fen(value: Decimal) -> Decimal:
@@ -74,7 +140,10 @@ class Money:
         exponent = number.as_tuple().exponent
         if isinstance(exponent, int) and exponent < -2 and number != number.quantize(FEN):
             raise MoneyError(field, "MNY-1 at most 2 decimal places", amount)
-        object.__setattr__(self, "amount", number.quantize(FEN))
+        try:
+            object.__setattr__(self, "amount", number.quantize(FEN))
+        except InvalidOperation:  # more digits than the decimal context holds
+            raise MoneyError(field, "MNY-1 too large an amount", amount) from None
 
     # -- construction ---------------------------------------------------
     @classmethod
@@ -88,18 +157,20 @@ class Money:
     ) -> "Money":
         """Parse an input amount; ``positive`` for commands that move money.
 
-        MNY-1: 0–2 decimals as written, so ``5.000`` is refused like ``5.001``
-        (the constructor, for computed values, only refuses a lost fen).
+        Text goes to :func:`parse_amount`, the one parser; a Decimal or an int (from code, never a float)
+        obeys the same rules: 0–2 decimals as written, so ``5.000`` is refused like ``5.001`` (the
+        constructor, for computed values, only refuses a lost fen), and at most :data:`AMOUNT_MAX`.
         """
-        exponent = _to_decimal(value, field).as_tuple().exponent
+        if isinstance(value, str):
+            return parse_amount(value, field, signed=allow_negative, positive=positive)
+        number = _to_decimal(value, field)
+        exponent = number.as_tuple().exponent
         if isinstance(exponent, int) and exponent < -2:
             raise MoneyError(field, "MNY-1 at most 2 decimal places", value)
+        if abs(number) > AMOUNT_MAX.amount:
+            raise MoneyError(field, f"MNY-1 above the largest amount {AMOUNT_MAX}", value)
         money = cls(value, field)
-        if money.amount < 0 and not allow_negative:
-            raise MoneyError(field, "MNY-1 a negative amount is refused here", value)
-        if positive and money.amount == 0:
-            raise MoneyError(field, "MNY-1 zero is refused where money moves", value)
-        return money
+        return _checked(money, field, value, signed=allow_negative, positive=positive)
 
     @classmethod
     def of(cls, value: Decimal) -> "Money":
@@ -245,15 +316,49 @@ _new = object.__new__
 _set_amount = Money.__dict__["amount"].__set__  # the slot itself: Money.__setattr__ refuses every write
 
 ZERO = Money(0)
+AMOUNT_MAX = Money("9999999999999.99")  # AMOUNT_INTEGER_DIGITS_MAX nines and 99 fen
+
+
+def _checked(money: Money, field: str, value: Any, *, signed: bool, positive: bool) -> Money:
+    if money.amount < 0 and not signed:
+        raise MoneyError(field, "MNY-1 a negative amount is refused here", value)
+    if positive and money.amount == 0:
+        raise MoneyError(field, "MNY-1 zero is refused where money moves", value)
+    if abs(money) > AMOUNT_MAX:
+        raise MoneyError(field, f"MNY-1 above the largest amount {AMOUNT_MAX}", value)
+    return money
+
+
+def parse_amount(text: str, field: str = "amount", *, signed: bool = False, positive: bool = False) -> Money:
+    """MNY-1, the one reader of amounts written as text (CLI options, HTTP bodies, policy, CSV, bank files).
+
+    Accepted: optional surrounding spaces, then digits with an optional point and 1–2 decimals
+    (``5``, ``5.0``, ``5.00``); a leading ``-`` or ``+`` only when ``signed``; zero refused when
+    ``positive`` (money moves); at most :data:`AMOUNT_MAX`. Everything else — ``1e3``, ``1,5``,
+    ``1_000``, ``1 000``, ``NaN``, ``Infinity``, ``5.001``, ``""``, a non-text value — raises
+    :class:`MoneyError` naming ``field`` and the rule. What it accepts equals ``Decimal(text)``.
+    """
+    if not isinstance(text, str):
+        kind = "floats are refused; give a string or Decimal" if isinstance(text, float) else "an amount is text"
+        raise MoneyError(field, f"MNY-1 {kind}", text)
+    number = _decimal_text(text, field, "MNY-1", signed=signed, places_max=AMOUNT_PLACES_MAX,
+                           whole_digits_max=AMOUNT_INTEGER_DIGITS_MAX, chars_max=AMOUNT_CHARS_MAX)
+    amount = number.quantize(FEN) if number else FEN - FEN  # "-0" is 0.00, never "-0.00"
+    return _checked(Money._exact(amount), field, text, signed=signed, positive=positive)
 
 
 def parse_rate(value: Any, field: str = "annual_rate", *, maximum: Decimal | None = None) -> Decimal:
     """A percent rate as a Decimal (``"2.85"`` means 2.85 %), MNY-3.
 
-    Floats are refused like money; zero and negatives are refused; ``maximum``
-    (in percent) bounds it (LN-1 accepts 0 < r <= 10).
+    Text follows the amounts' grammar (no exponent, separator, underscore or inner whitespace) with
+    up to :data:`RATE_PLACES_MAX` places; floats are refused like money; zero and negatives are
+    refused; ``maximum`` (in percent) bounds it (LN-1 accepts 0 < r <= 10).
     """
-    number = _to_decimal(value, field)
+    if isinstance(value, str):
+        number = _decimal_text(value, field, "MNY-3", signed=True, places_max=RATE_PLACES_MAX,
+                               whole_digits_max=RATE_INTEGER_DIGITS_MAX, chars_max=AMOUNT_CHARS_MAX)
+    else:
+        number = _to_decimal(value, field)
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > RATE_PLACES_MAX:
         raise MoneyError(field, f"MNY-3 at most {RATE_PLACES_MAX} decimal places in a rate", value)

@@ -19,9 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from ledger.money import Money, MoneyError, parse_rate
+from ledger.money import AMOUNT_MAX, Money, MoneyError, parse_amount, parse_rate
 
 DEFAULT_POLICY = "sample-city.toml"
 POLICY_FILE_BYTES_MAX = 1024 * 1024
@@ -50,8 +50,11 @@ class _Section(BaseModel):
 
 
 def _money_field(value: Any) -> Money:
+    """A policy amount: a string read by the one amount parser (MNY-1)."""
+    if isinstance(value, Money):
+        return value
     try:
-        return Money.parse(value, "value")
+        return parse_amount(value, "value")
     except MoneyError as exc:
         raise ValueError(exc.rule) from None
 
@@ -215,6 +218,49 @@ class OffsetPolicy(_Section):
         return ResponseCode(code=code, message=message or "unknown", retryable=False, cause="centre")
 
 
+class LimitPolicy(_Section):
+    """Amount ceilings per kind, checked before anything is written (MNY-1, issue 16). ``amount_max`` is the
+    absolute ceiling of any one amount and caps every other; it is at most ``AMOUNT_MAX``, what the read
+    model's int64 fen columns hold with room for sums. A repayment may be at most what can be owed
+    (outstanding principal + amount due) plus ``repayment_excess_max``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    amount_max: Money
+    receipt_amount_max: Money
+    withdrawal_amount_max: Money
+    remittance_line_amount_max: Money
+    repayment_excess_max: Money
+
+    _m = field_validator("amount_max", "receipt_amount_max", "withdrawal_amount_max", "remittance_line_amount_max",
+                         "repayment_excess_max", mode="before")(lambda v: _money_field(_no_float(v, None)))
+
+    @model_validator(mode="after")
+    def _within_the_absolute_ceiling(self) -> "LimitPolicy":
+        if self.amount_max > AMOUNT_MAX or self.amount_max.is_zero:
+            raise ValueError(f"amount_max must be above 0.00 and at most {AMOUNT_MAX} (int64 fen) [MNY-1]")
+        return self
+
+    def ceiling(self, kind: str) -> Money:
+        """The ceiling of one ``kind`` of amount (receipt, withdrawal, remittance_line), within amount_max."""
+        return getattr(self, f"{kind}_amount_max").min(self.amount_max)
+
+    def check(self, kind: str, money: Money, field: str = "amount") -> Money:
+        """``money`` if within the ceiling of ``kind``, else refused naming ``field`` (MNY-1)."""
+        ceiling = self.ceiling(kind)
+        if money > ceiling:
+            raise MoneyError(field, f"MNY-1 {money} is above the {kind.replace('_', ' ')} ceiling {ceiling} "
+                             f"(policy limits)")
+        return money
+
+    def check_repayment(self, money: Money, owed: Money, field: str = "amount") -> Money:
+        """A repayment: at most what can be owed plus the plausible excess, and at most amount_max."""
+        ceiling = (owed + self.repayment_excess_max).min(self.amount_max)
+        if money > ceiling:
+            raise MoneyError(field, f"MNY-1 a repayment of {money} is above what can be owed ({owed}) plus "
+                             f"{self.repayment_excess_max} (policy limits.repayment_excess_max)")
+        return money
+
+
 class BankPolicy(_Section):
     centre_account: str
     centre_account_name: str
@@ -233,6 +279,7 @@ class PolicyVersion(_Section):
     loan: LoanPolicy
     offset: OffsetPolicy
     bank: BankPolicy
+    limits: LimitPolicy
 
 
 # Loan terms fixed when a loan is disbursed: recorded in its Disbursed event (LN-4, LN-6, LN-7) and kept for its

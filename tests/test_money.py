@@ -69,8 +69,11 @@ def test_a_negative_only_where_a_format_says_so() -> None:
     assert Money.parse("-1.00", "adjustment", allow_negative=True) == Money("-1.00")
 
 
-def test_thousands_separators_are_read_and_written() -> None:
-    assert Money.parse("2,067.79") == Money("2067.79")
+def test_thousands_separators_are_written_for_people_but_refused_on_input() -> None:
+    # issue 16: "1,5" was read as 15.00; MNY-1 input is a plain decimal string (test_amount_input.py)
+    with pytest.raises(MoneyError) as refused:
+        Money.parse("2,067.79")
+    assert refused.value.field == "amount" and "separator" in refused.value.rule
     assert Money("500000").formatted() == "500,000.00"
     assert repr(Money("1")) == "Money('1.00')"
 

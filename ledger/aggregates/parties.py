@@ -54,7 +54,7 @@ def sex_from_resident_id(number: str) -> str:
 def check_period(period: str, field: str = "period") -> str:
     try:
         year, month = period.split("-")
-        if len(year) != 4 or len(month) != 2 or not 1 <= int(month) <= 12:
+        if not period.isascii() or len(year) != 4 or len(month) != 2 or not 1 <= int(month) <= 12:
             raise ValueError
     except ValueError:
         raise InvalidIdentityError("a period is YYYY-MM", field=field, rule="CON-4") from None
@@ -204,9 +204,9 @@ class Member(LedgerAggregate):
     def set_card(self, bank_code: str, card_number: str, branch_code: str = "", agreement_number: str = "") -> None:
         """LN-9: the repayment card (还款银行卡); checked with the Luhn algorithm."""
         digits = card_number.replace(" ", "")
-        if not digits.isdigit() or not luhn.is_valid(digits):
+        if not (digits.isascii() and digits.isdigit()) or not luhn.is_valid(digits):
             raise InvalidIdentityError("the card number fails its check digit (Luhn)", field="card_number", rule="LN-9")
-        if branch_code and (len(branch_code) != 12 or not branch_code.isdigit()):
+        if branch_code and (len(branch_code) != 12 or not (branch_code.isascii() and branch_code.isdigit())):
             raise InvalidIdentityError("a 联行号 has 12 digits", field="branch_code", rule="LN-9")
         self._card_set(card={"bank": bank_code, "number": digits, "branch": branch_code,
                              "agreement": agreement_number})

@@ -27,11 +27,13 @@ from sqlalchemy import (
     Text,
 )
 
+from ledger.text import CODE_CHARS_MAX, NAME_CHARS_MAX
+
 metadata = MetaData()
 
 ID = 36  # a UUID as text
-CODE = 64
-NAME = 200
+CODE = CODE_CHARS_MAX  # the entry points check every text against these sizes (ledger.text, TXT-1)
+NAME = NAME_CHARS_MAX
 
 tracking = Table(
     "rm_tracking", metadata,

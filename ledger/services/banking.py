@@ -544,6 +544,7 @@ class BankingCommands:
 
         def body():
             loan = self.check_bank_owns_loan(bank, loan_no)
+            self.check_repayment_ceiling(loan, money, host_on)
             if loan.state != ACTIVE:
                 receipt = BankReceipt.record(bank, f"{host_on:%Y%m%d}", host_serial, self.centre_bank_account, money,
                                              host_on, "", "", ZERO, f"{loan.state} loan {loan_no}")
@@ -551,7 +552,7 @@ class BankingCommands:
                         "suspense": str(money)}, [receipt]
             figures = loan.pay(money, host_on, "api", reference, self.centre_bank_account)
             return {"loan_no": loan_no, "amount": str(money), **as_str(figures)}, [loan]
-        content = {"loan": loan_no, "amount": str(money), "on": host_on.isoformat()}
+        content = {"loan": loan_no, "amount": str(money), "on": host_on.isoformat(), "source": "api"}
         return self.execute("pay-loan", f"loan-payment:{reference}", content, body)
 
     def bank_debit_result(self, bank: str, serial: str, code: str, message: str, host_on: date, host_serial: str,

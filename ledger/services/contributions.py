@@ -21,11 +21,13 @@ from ledger.aggregates.errors import (
     DocumentStateError,
     DocumentTotalError,
     PeriodAlreadyCreditedError,
+    ValueDateError,
 )
 from ledger.aggregates.fund_account import GL_CLEARING, GL_FUND, GL_SUSPENSE, FundAccount
 from ledger.aggregates.parties import Employer, check_period
 from ledger.application import NotFoundError, chunked
 from ledger.input_files import CsvFile
+from ledger.dates import parse_host_date
 from ledger.money import ZERO, Money, MoneyError
 from ledger.services.accounts import share
 
@@ -114,6 +116,9 @@ class ContributionCommands:
     def check_line(self, employer: Employer, period: str, kind: str, line: RemittanceLine,
                    account: FundAccount | None) -> LineProblem | None:
         """CON-1/CON-2/ACC-2: the line agrees with the member's dated base and ratios."""
+        ceiling = self._line_ceiling_problem(period, line)
+        if ceiling is not None:
+            return ceiling
         if not isinstance(account, FundAccount):
             return LineProblem(line.line, "account_no", "ACC-1", f"no fund account {line.account_no}")
         if account.employer_id != employer.id:
@@ -130,6 +135,16 @@ class ContributionCommands:
         rounding = self.policy.at(date(int(period[:4]), int(period[5:]), 1)).contribution.share_rounding
         expected = (share(base, ratios[0], rounding), share(base, ratios[1], rounding))
         return self._check_amounts(account, period, kind, line, expected)
+
+    def _line_ceiling_problem(self, period: str, line: RemittanceLine) -> LineProblem | None:
+        """Issue 16: each share of a line within the policy's remittance-line ceiling (⚙ limits)."""
+        limits = self.policy.at(date(int(period[:4]), int(period[5:]), 1)).limits
+        for name in ("employer_amount", "employee_amount"):
+            try:
+                limits.check("remittance_line", getattr(line, name), name)
+            except MoneyError as exc:
+                return LineProblem(line.line, name, exc.rule_id, exc.message)
+        return None
 
     def _check_amounts(self, account: FundAccount, period: str, kind: str, line: RemittanceLine,
                        expected: tuple[Money, Money]) -> LineProblem | None:
@@ -226,12 +241,17 @@ class ContributionCommands:
                 value_date: date, serial: str = "") -> dict[str, Any]:
         """A bank receipt (BNK-2 keyed): pays a pending document by serial, the rest to suspense."""
         money = Money.parse(amount, "amount", positive=True)
+        host_on = parse_host_date(host_date)  # BNK-2: a real 主机日期
         content = {"bank": bank, "host_date": host_date, "host_serial": host_serial, "account": bank_account,
                    "amount": str(money), "value_date": value_date.isoformat(), "serial": serial}
         key = f"bank-ref:{bank}:{host_date}:{host_serial}"
 
         def body():
             self.check_value_date(value_date)
+            if host_on > self.today():
+                raise ValueDateError(f"主机日期 {host_on} is after the recording date {self.today()}",
+                                     field="host_date")
+            self.policy.at(value_date).limits.check("receipt", money)
             document = self._document_by_serial(serial)
             credited, touched = ZERO, []
             if document is not None and document.state == "PENDING" and money >= document.total:

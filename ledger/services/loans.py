@@ -217,10 +217,20 @@ class LoanCommands:
         def body():
             self.check_value_date(on, "on")
             loan = self.loan(loan_no)
+            self.check_repayment_ceiling(loan, money, on)
             figures = loan.pay(money, on, source, reference, self.centre_bank_account)
             return {"loan_no": loan_no, "amount": str(money), **as_str(figures)}, [loan]
         return self.execute("pay-loan", f"loan-payment:{reference}", {"loan": loan_no, "amount": str(money),
-                                                                      "on": on.isoformat()}, body)
+                                                                      "on": on.isoformat(), "source": source}, body)
+
+    def check_repayment_ceiling(self, loan: Loan, money: Money, on: date) -> Money:
+        """Issue 16: a repayment is at most what can be owed (outstanding principal + amount due) plus the
+        policy's plausible excess (⚙ limits), checked before anything is written."""
+        owed = ZERO
+        if loan.state == ACTIVE:
+            status = loan.book.status(max(on, loan.book.last_on))
+            owed = status.outstanding_principal + status.amount_due
+        return self.policy.at(on).limits.check_repayment(money, owed)
 
     def prepay_loan(self, loan_no: str, principal: str, on: date, mode: str, reference: str,
                     source: str = "counter") -> dict[str, Any]:

@@ -42,7 +42,7 @@ def _months_before(day: date, months: int) -> date:
 def _months(value: Any) -> int:
     """A whole, positive number of months from the evidence (WD-1), else refused naming the field."""
     text = str(value).strip()
-    if not text.isdigit() or int(text) <= 0:
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
         raise WithdrawalEvidenceError(f"months must be a whole number above zero (got {value!r})", field="months")
     return int(text)
 
@@ -148,6 +148,8 @@ class WithdrawalCommands:
             account = self.account(account_no)
             member = self.load(Member, account.member_id, "account")
             money = None if rule.closing else Money.parse(amount, "amount", positive=True)
+            if money is not None:
+                policy.limits.check("withdrawal", money)
             self._check_withdrawal_rules(account, member, rule, money, value_date, evidence, policy)
             payee_name = _payee(rule, evidence, payee, member)
             posting_id = f"wd:{idempotency_key}"
