@@ -73,8 +73,9 @@ TRUNCATED = "truncated"
 UNCHAINED = "unchained"
 CHAIN_BROKEN = "chain_broken"
 ANCHOR_MISMATCH = "anchor_mismatch"
+SNAPSHOT = "snapshot"  # a snapshot whose seal or chain hash does not hold (ledger.snapshot_seal)
 # At one position, say what happened to the event before what it did to the anchor.
-KIND_ORDER = (EDITED, REORDERED, REMOVED, INSERTED, CHAIN_BROKEN, UNCHAINED, TRUNCATED, ANCHOR_MISMATCH)
+KIND_ORDER = (EDITED, REORDERED, REMOVED, INSERTED, CHAIN_BROKEN, UNCHAINED, TRUNCATED, ANCHOR_MISMATCH, SNAPSHOT)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHAIN_COLUMNS = (
@@ -825,9 +826,66 @@ class AuditChain:
         run.merge(self.stored_events(), self._chain_with_previous(), self.record_of)
         run.classify_reorders()
         self._check_anchors(run)
+        self._check_snapshots(run)
         problems = sorted(run.problems, key=lambda p: (p.position, KIND_ORDER.index(p.kind)))
         return VerifyReport(ok=not problems and not run.dropped, problems=problems,
                             checked=run.checked, dropped=run.dropped)
+
+    def _check_snapshots(self, run: _Verification) -> None:
+        """Every snapshot row: its seal verifies under the centre's key, and its chain hash is the
+        aggregate hash of the chained event at its version (issue 14: snapshots are evidence too)."""
+        key = getattr(self.app, "snapshot_key", None)
+        store = getattr(self.app, "snapshots", None)
+        if key is None or store is None:
+            return
+        from ledger.snapshot_seal import SnapshotRejected, check
+
+        after: Any = None
+        while True:
+            page = self._snapshot_page(store.recorder, after)
+            if not page:
+                return
+            rows = self._chain_rows_of({str(s.originator_id) for s in page})
+            for stored in page:
+                aggregate_id, version = str(stored.originator_id), stored.originator_version
+                row = rows.get((aggregate_id, version))
+                try:
+                    chain_hash = check(key, aggregate_id, version,
+                                       decode_state(self.app.mapper, stored.state).get("state"))
+                except (SnapshotRejected, AuditDecodeError) as error:
+                    run.add(row.position if row else 0, aggregate_id, version, SNAPSHOT, str(error))
+                    continue
+                if row is None or row.aggregate_hash != chain_hash:
+                    run.add(row.position if row else 0, aggregate_id, version, SNAPSHOT,
+                            "the snapshot's chain hash is not the chain's hash of its event")
+            after = (page[-1].originator_id, page[-1].originator_version)
+
+    def _snapshot_page(self, recorder: Any, after: Any) -> list[Any]:
+        table = self.store.qualify(recorder.events_table_name.split(".")[-1])
+        where, params = "", []
+        if after is not None:
+            key = after[0].hex if self.store.marker == "?" else after[0]
+            where, params = "WHERE (originator_id > ? OR (originator_id = ? AND originator_version > ?)) ", \
+                [key, key, after[1]]
+        rows = self.store.fetchall(f"SELECT originator_id, originator_version, topic, state FROM {table} {where}"
+                                   "ORDER BY originator_id, originator_version LIMIT ?", [*params, self.page_size])
+        from eventsourcing.persistence import StoredEvent
+
+        convert = getattr(recorder, "convert_originator_id", lambda value: value)
+        return [StoredEvent(originator_id=convert(r["originator_id"]), originator_version=r["originator_version"],
+                            topic=r["topic"], state=bytes(r["state"])) for r in rows]
+
+    def _chain_rows_of(self, aggregate_ids: set[str]) -> dict[tuple[str, int], ChainRow]:
+        found: dict[tuple[str, int], ChainRow] = {}
+        ids = sorted(aggregate_ids)
+        for start in range(0, len(ids), self.page_size):
+            chunk = ids[start:start + self.page_size]
+            rows = self.store.fetchall(f"SELECT * FROM {self.store.chain} WHERE originator_id IN "
+                                       f"({','.join('?' * len(chunk))})", chunk)
+            for row in rows:
+                chain_row = _row_to_chain(row)
+                found[(chain_row.originator_id, chain_row.originator_version)] = chain_row
+        return found
 
     def _chain_with_previous(self) -> Iterator[tuple[ChainRow, str]]:
         """Chain rows in order, each with the stored hash of its aggregate's previous row."""
