@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 IN_LIST_MAX = 500
+REPAIR_EVENTS_MIN = 20  # an aggregate replayed from this many events (no usable snapshot) gets one written
 
 
 def engine_of(recorder: Any) -> str | None:
@@ -132,6 +133,7 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
     An aggregate the command in progress needs whole (``app.history_ids``), or whose compact snapshot
     cannot take one of its later events (``HistoryRequired``), is replayed from all its events."""
     from ledger.aggregates.base import HistoryRequired
+    from ledger.snapshot_seal import SnapshotRejected
 
     wanted = list(dict.fromkeys(ids))
     if not wanted:
@@ -145,6 +147,7 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
         for stored in _select(app.snapshots.recorder, compact, latest=True):  # each aggregate's latest only
             snapshots[stored.originator_id] = stored
     aggregates: dict[UUID, Any] = {}
+    repair: set[UUID] = set()
     mapper = app.snapshots.mapper if app.snapshots is not None else app.mapper
     for originator_id, stored in snapshots.items():
         try:
@@ -152,6 +155,8 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
         except HistoryRequired as need:  # a snapshot not believed, or one it cannot use: the events
             app.note_rejected(need)
             whole.append(originator_id)
+            if not isinstance(need, SnapshotRejected):
+                repair.add(originator_id)  # another snapshot format: write today's
     after = {originator_id: aggregate.version for originator_id, aggregate in aggregates.items()}
     for stored in _select(app.recorder, [i for i in compact if i not in whole], after=after):
         if stored.originator_id in whole:
@@ -170,6 +175,11 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
         except Exception as error:  # no events at all: absent, as for the others
             if type(error).__name__ != "AggregateNotFoundError":
                 raise
+    intervals = getattr(app, "snapshotting_intervals", {}) or {}
+    repair.update(i for i in compact if i not in snapshots and i in aggregates
+                  and type(aggregates[i]) in intervals and aggregates[i].version >= REPAIR_EVENTS_MIN)
+    if repair and hasattr(app, "write_snapshots"):
+        app.write_snapshots([aggregates[i] for i in repair if i in aggregates and not aggregates[i].pending_events])
     return aggregates
 
 

@@ -112,6 +112,8 @@ def add_months(day: date, months: int, day_of_month: int) -> date:
     """The ``day_of_month`` of the month ``months`` after ``day``'s, clamped to its last day."""
     month_index = day.month - 1 + months
     year, month = day.year + month_index // 12, month_index % 12 + 1
+    if day_of_month <= 28:  # every month has it: the common case, no calendar lookup
+        return date(year, month, day_of_month)
     last_day = _gregorian.monthrange(year, month)[1]
     return date(year, month, min(day_of_month, last_day))
 

@@ -121,7 +121,9 @@ def _fen(money: Money) -> int:
     return int(money.amount.scaleb(2))
 
 
-def encode_book(book: loan_book.LoanBook) -> dict[str, Any]:
+def encode_book(book: loan_book.LoanBook, with_terms: bool = True) -> dict[str, Any]:
+    """The compact form; ``with_terms=False`` leaves out the terms and calendar, which a loan snapshot
+    derives from the loan's own terms (they are the same values)."""
     rates: list[str] = []
     rows: list[int] = []
     paid: list[int] = []
@@ -136,8 +138,8 @@ def encode_book(book: loan_book.LoanBook) -> dict[str, Any]:
             paid += (index, part.on.toordinal(), part.allocation_number, _fen(part.interest), _fen(part.principal))
     return {
         "$book": BOOK_FORMAT,
-        "terms": encode(book.terms),
-        "calendar": encode(book.calendar),
+        "terms": encode(book.terms) if with_terms else None,
+        "calendar": encode(book.calendar) if with_terms else None,
         "dates": [book.last_on.toordinal(), book.crystallised_through.toordinal()],
         "rate_steps": [[day.toordinal(), str(rate)] for day, rate in book.rate_steps],
         "rates": rates,
@@ -243,13 +245,14 @@ def _ints(data: Any, width: int, name: str) -> list[int]:
     return data
 
 
-def decode_book(data: dict[str, Any]) -> loan_book.LoanBook:
+def decode_book(data: dict[str, Any], terms: Any = None, calendar: Any = None) -> loan_book.LoanBook:
     keys = {"$book", "terms", "calendar", "dates", "rate_steps", "rates", "rows", "paid", "history", "tail"}
     version = data.get("$book")
     if not ((version == 1 and set(data) == keys) or (version == 2 and set(data) == keys | {"allocations"})
             or (version == BOOK_FORMAT and set(data) == keys | {"allocations", "pruned", "allocation_count"})):
         raise SnapshotCodecError(f"unexpected book snapshot keys {sorted(data)}")
-    terms, calendar = decode(data["terms"]), decode(data["calendar"])
+    if data["terms"] is not None:
+        terms, calendar = decode(data["terms"]), decode(data["calendar"])
     if not isinstance(terms, loan_book.LoanTerms) or not (calendar is None or isinstance(calendar, WorkingCalendar)):
         raise SnapshotCodecError("book snapshot: terms or calendar of the wrong type")
     last_on, crystallised_through = (date.fromordinal(day) for day in _ints(data["dates"], 2, "dates"))

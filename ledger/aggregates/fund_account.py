@@ -117,7 +117,10 @@ class FundAccount(LedgerAggregate):
         def mutate(self, _: None) -> "FundAccount":  # type: ignore[override]
             from ledger.aggregates.fund_compact import decode
 
-            account = decode(orjson.loads(self.state["z"]), self.originator_id, self.originator_version)
+            try:
+                account = decode(orjson.loads(self.state["z"]), self.originator_id, self.originator_version)
+            except (ValueError, TypeError, KeyError, AssertionError) as error:  # another format: the events decide
+                raise HistoryRequired(self.originator_id, f"snapshot v{self.originator_version} ({error})") from error
             account.__dict__["_snapshot_version"] = self.originator_version
             return account
 

@@ -14,6 +14,7 @@ years of monthly contributions stays near 1 KB whatever its age.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -21,13 +22,33 @@ from uuid import UUID
 from ledger.interest import INTEREST_KIND
 from ledger.money import Money
 
-FORMAT = 2
+FORMAT = 3  # 3: movements and credited periods as flat integers (fen, day and month offsets)
 CREDITED_MONTHS_KEPT = 6  # LN-1 looks at the six periods before the application month
 WITHDRAWAL_WINDOW_DAYS = 3 * 366  # WD-2 windows: purchase 12 months ⚙, rent cover, loan repayment this year
-KIND_CODES = {"remittance": "r", "back-payment": "b", "withdrawal": "w", "interest": "i", "offset": "o",
-              "reversal": "v", "court-deduction": "c", "recovery": "y", "interest-adjustment": "a",
-              "payout-failed": "f", "standing-withdrawal": "s", "transfer-in": "t"}
-KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
+KINDS = ("remittance", "back-payment", "withdrawal", "interest", "offset", "reversal", "court-deduction",
+         "recovery", "interest-adjustment", "payout-failed", "standing-withdrawal", "transfer-in", "carried")
+KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
+
+
+def _kind_code(kind: str) -> int | str:
+    return KIND_CODES.get(kind, kind)
+
+
+def _kind_name(code: int | str) -> str:
+    return KINDS[code] if isinstance(code, int) else code
+
+
+def _fen(amount: Decimal) -> int:
+    return int(amount.scaleb(2))
+
+
+def _month(period: str) -> int:
+    return int(period[:4]) * 12 + int(period[5:7]) - 1
+
+
+@lru_cache(maxsize=4096)
+def _period(month: int) -> str:
+    return f"{month // 12:04d}-{month % 12 + 1:02d}"
 
 
 class FundSnapshotError(ValueError):
@@ -76,9 +97,11 @@ def encode(account: Any) -> dict[str, Any]:
         "sealed": _day(account.sealed_on), "close_reason": account.close_reason, "closed": _day(account.closed_on),
         "created": account._created_on.isoformat(), "modified": account._modified_on.isoformat(),
         "horizon": _day(horizon), "carried": str(carried), "total": str(account.total),
-        "mv": [[row[0].toordinal(), str(row[1]), KIND_CODES.get(row[2], row[2])] for row in kept],
-        "cr": [[period, {KIND_CODES.get(k, k): str(v) for k, v in kinds.items()}]
-               for period, kinds in sorted(account.credited.items()) if period >= credited_from and kinds],
+        "mv": [value for row in kept
+               for value in (row[0].toordinal() - horizon.toordinal(), _fen(row[1]), _kind_code(row[2]))],
+        "cr": [value for period, kinds in sorted(account.credited.items()) if period >= credited_from
+               for kind, amount in kinds.items()
+               for value in (_month(period) - _month(credited_from), _kind_code(kind), _fen(amount))],
         "cr_from": credited_from,
         "bases": [[period, str(base)] for period, base in bases], "bases_from": credited_from,
         "freezes": {key: {"authority": f["authority"], "document": f["document"],
@@ -124,11 +147,9 @@ def decode(state: dict[str, Any], originator_id: UUID, version: int) -> Any:
         "opened_on": _from_day(state["opened"]), "state": state["state"], "sealed_on": _from_day(state["sealed"]),
         "close_reason": state["close_reason"], "closed_on": _from_day(state["closed"]),
         "bases": [[period, Money.stored(base)] for period, base in state["bases"]],
-        "movements": [[date.fromordinal(day), Decimal(amount), KIND_NAMES.get(code, code), None]
-                      for day, amount, code in state["mv"]],
+        "movements": _movements(state["mv"], state["horizon"]),
         "postings": {},
-        "credited": {period: {KIND_NAMES.get(k, k): Decimal(v) for k, v in kinds.items()}
-                     for period, kinds in state["cr"]},
+        "credited": _credited(state["cr"], state["cr_from"]),
         "freezes": {key: {"authority": f["authority"], "document": f["document"],
                           "amount": None if f["amount"] is None else Money.stored(f["amount"]),
                           "from": _from_day(f["from"]), "until": _from_day(f["until"])}
@@ -145,6 +166,19 @@ def decode(state: dict[str, Any], originator_id: UUID, version: int) -> Any:
         "offset_by_year": {year: Decimal(total) for year, total in state["offsets"].items()},
     })
     return account
+
+
+def _movements(flat: list[int], horizon: int) -> list[list[Any]]:
+    from_fen = Decimal.scaleb
+    return [[date.fromordinal(horizon + flat[i]), from_fen(Decimal(flat[i + 1]), -2), _kind_name(flat[i + 2]), None]
+            for i in range(0, len(flat), 3)]
+
+
+def _credited(flat: list[int], credited_from: str) -> dict[str, dict[str, Decimal]]:
+    base, credited = _month(credited_from), {}
+    for i in range(0, len(flat), 3):
+        credited.setdefault(_period(base + flat[i]), {})[_kind_name(flat[i + 1])] = Decimal(flat[i + 2]).scaleb(-2)
+    return credited
 
 
 def decision_state(account: Any) -> dict[str, Any]:

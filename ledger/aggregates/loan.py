@@ -147,7 +147,10 @@ class Loan(LedgerAggregate):
         def mutate(self, _: None) -> "Loan":  # type: ignore[override]
             from ledger.aggregates.loan_compact import decode
 
-            loan = decode(orjson.loads(self.state["z"]), self.originator_id, self.originator_version)
+            try:
+                loan = decode(orjson.loads(self.state["z"]), self.originator_id, self.originator_version)
+            except (ValueError, TypeError, KeyError, AssertionError) as error:  # another format: the events decide
+                raise HistoryRequired(self.originator_id, f"snapshot v{self.originator_version} ({error})") from error
             loan.__dict__["_snapshot_version"] = self.originator_version
             return loan
 

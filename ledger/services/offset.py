@@ -33,12 +33,12 @@ from ledger.aggregates.offset import (
     OffsetMandate,
     OffsetRunLog,
 )
-from ledger.application import NotFoundError, as_str, chunked, topic_of
+from ledger.application import NotFoundError, as_str, chunked, gc_paused, topic_of
 from ledger.calendar import WorkingCalendar
 from ledger.money import ZERO, Money
 from ledger.policy import OffsetPolicy, PolicyVersion
 
-OFFSET_BATCH_SIZE = 250
+OFFSET_BATCH_SIZE = 1000  # loans per transaction: one commit, one chain extension, one snapshot write each
 CATCH_UP_DAYS_MAX = 370
 ENDED_MANDATE_REPORT_DAYS = 31  # an ended mandate gets outcomes this long, then none
 
@@ -295,7 +295,9 @@ class OffsetCommands:
         rows = [r for r in (index if index is not None else self.mandate_index()) if r["due_day"] in due_days]
         report = DayReport(day)
         for batch in chunked(rows, OFFSET_BATCH_SIZE):
-            batch_report = self.execute("offset-batch", None, {}, lambda batch=batch: self._offset_batch(day, batch))
+            with gc_paused():
+                batch_report = self.execute("offset-batch", None, {},
+                                            lambda batch=batch: self._offset_batch(day, batch))
             report.add(batch_report)
             if progress:
                 progress(len(batch), len(rows))
