@@ -12,6 +12,7 @@ The calendar is immutable, so copies of loan books can share it.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any, Iterable
 
 import chinese_calendar
@@ -28,6 +29,7 @@ class CalendarError(ValueError):
     rule = "LN-4"
 
 
+@lru_cache(maxsize=1)
 def _library_years() -> tuple[int, int]:
     years = [day.year for day in chinese_calendar.holidays]
     return min(years), max(years)

@@ -552,6 +552,25 @@ class Loan(LedgerAggregate):
 
 
 def _terms_from(terms: dict[str, Any]) -> LoanTerms:
+    """The book's terms from the loan's (shared between loans with the same terms: LoanTerms is frozen)."""
+    key = tuple((name, terms.get(name)) for name in TERM_NAMES)
+    found = _TERMS.get(key)
+    if found is None:
+        if len(_TERMS) > TERMS_CACHE_MAX:
+            _TERMS.clear()
+        found = _TERMS[key] = _make_terms(terms)
+    return found
+
+
+TERM_NAMES = ("principal", "months", "annual_rate", "method", "disbursed_on", "due_day", "grace_days",
+              "penalty_multiplier", "penalty_day_count", "prepayment_day_count", "prepayment_blackout_days",
+              "prepayment_minimum")
+TERMS_CACHE_MAX = 50_000
+_TERMS: dict[tuple[Any, ...], LoanTerms] = {}
+_CALENDARS: dict[tuple[Any, ...], WorkingCalendar] = {}
+
+
+def _make_terms(terms: dict[str, Any]) -> LoanTerms:
     return LoanTerms(
         principal=terms["principal"], months=terms["months"], annual_rate=terms["annual_rate"],
         method=terms["method"], disbursed_on=terms["disbursed_on"], due_day=terms.get("due_day"),
@@ -562,8 +581,12 @@ def _terms_from(terms: dict[str, Any]) -> LoanTerms:
 
 
 def _calendar_from(terms: dict[str, Any]) -> WorkingCalendar:
-    return WorkingCalendar(extra_holidays=tuple(terms.get("extra_holidays", ())),
-                           extra_workdays=tuple(terms.get("extra_workdays", ())))
+    """The loan's calendar (immutable, so loans with the same extra days share one)."""
+    key = (tuple(terms.get("extra_holidays", ())), tuple(terms.get("extra_workdays", ())))
+    found = _CALENDARS.get(key)
+    if found is None:
+        found = _CALENDARS[key] = WorkingCalendar(extra_holidays=key[0], extra_workdays=key[1])
+    return found
 
 
 def _run(book: LoanBook, op: dict[str, Any]) -> Any:
