@@ -201,6 +201,7 @@ def seed(ledger: Ledger, loans: int, run_day: date = RUN_DAY, history_years: int
     # The ledger's interval snapshots re-read each aggregate from the store (STACK-NOTES); while seeding,
     # snapshots are written instead from the in-memory loans and accounts at their current version.
     ledger.snapshotting_intervals = {}
+    snapshot_later: list[Any] = []
     try:
         with ledger.audit_bulk_load():
             for start in range(first_index, first_index + loans, SEED_BATCH_LOANS):
@@ -213,13 +214,14 @@ def seed(ledger: Ledger, loans: int, run_day: date = RUN_DAY, history_years: int
                 pending = [a for a in touched.values() if a.pending_events]
                 events += sum(len(a.pending_events) for a in pending)
                 ledger.save(*pending)
-                if ledger.snapshots is not None:
-                    ledger.snapshots.put([type(a).Snapshot.take(a) for a in pending  # as take_snapshot does
-                                          if isinstance(a, (Loan, FundAccount))])
+                snapshot_later += [a for a in pending if isinstance(a, (Loan, FundAccount))]
                 if progress:
                     progress(stop - first_index, loans)
     finally:
         del ledger.snapshotting_intervals  # back to the class's intervals
+    latest = {a.id: a for a in snapshot_later}  # sealed snapshots need the chain: written once it is extended
+    for start in range(0, len(latest), SEED_BATCH_LOANS * 5):
+        ledger.write_snapshots(list(latest.values())[start:start + SEED_BATCH_LOANS * 5])
     assert ledger.clock is clock_before
     return {"loans": loans, "events": events}
 

@@ -347,6 +347,19 @@ class LedgerBase(Application):
             sequence = DailySequence(scope=scope, day=day)
         return sequence, sequence.take(count)
 
+    def reserve_serials(self, scope: str, day: date, count: int) -> list[str]:
+        """A block of serials taken from the day's sequence in a transaction of its own: a batch (or a worker)
+        then hands them out without touching the shared counter again; unused ones are left as gaps."""
+        for _attempt in range(CONFLICT_RETRY_MAX):
+            with recording(self.clock.now()):
+                sequence, serials = self.take_serials(scope, day, count)
+            try:
+                self.save(sequence)
+            except IntegrityError:
+                continue
+            return serials
+        raise ConcurrencyConflictError(f"serials: gave up after {CONFLICT_RETRY_MAX} conflicting attempts")
+
     # -- reading the log ---------------------------------------------------------
     def iter_notifications(self, topics: Sequence[str] = (), start: int = 1) -> Iterator[Any]:
         position = start

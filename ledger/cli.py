@@ -720,6 +720,7 @@ def _render_offset(result: dict) -> None:
 
 @offset_app.command("run")
 def offset_run(date_: Optional[str] = typer.Option(None, "--date", help="Run through this date (default today)"),
+               workers: int = typer.Option(1, "--workers", help="Processes (PostgreSQL; SQLite runs 1)"),
                as_json: bool = JsonOption):
     """Run the offset for every deduction date since the last completed run (OFF-4), by hand."""
     def action(ledger):
@@ -730,7 +731,7 @@ def offset_run(date_: Optional[str] = typer.Option(None, "--date", help="Run thr
 
             def advance(count: int, total: int) -> None:
                 bar.update(task, total=total, advance=count)
-            return ledger.run_offset(day, progress=advance)
+            return ledger.run_offset(day, progress=advance, workers=workers)
     run(as_json, action, _render_offset)
 
 

@@ -38,6 +38,7 @@ from ledger.calendar import WorkingCalendar
 from ledger.money import ZERO, Money
 from ledger.policy import OffsetPolicy, PolicyVersion
 
+SERIAL_BLOCK_SIZE = 100  # serials reserved at a time for card debits (unused ones are gaps, never reused)
 OFFSET_BATCH_SIZE = 1000  # loans per transaction: one commit, one chain extension, one snapshot write each
 CATCH_UP_DAYS_MAX = 370
 ENDED_MANDATE_REPORT_DAYS = 31  # an ended mandate gets outcomes this long, then none
@@ -263,8 +264,13 @@ class OffsetCommands:
         return list(cache[1].values())
 
     # -- the daily run (OFF-2, OFF-4) ---------------------------------------------------------
-    def run_offset(self, through: date, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        """Run every deduction date since the last completed run through ``through``, oldest first."""
+    def run_offset(self, through: date, progress: Callable[[int, int], None] | None = None,
+                   workers: int = 1) -> dict[str, Any]:
+        """Run every deduction date since the last completed run through ``through``, oldest first; on
+        PostgreSQL in ``workers`` processes (``ledger.services.offset_workers``)."""
+        from ledger.services.offset_workers import check_workers
+
+        check_workers(self.storage.engine, workers)
         log = self.find(OffsetRunLog.create_id()) or None
         days = log.dates_to_run(through) if log is not None else [through]
         if len(days) > CATCH_UP_DAYS_MAX:
@@ -273,7 +279,7 @@ class OffsetCommands:
         index = self.mandate_index()
         reports = []
         for day in days:
-            report = self.run_offset_date(day, index, progress)
+            report = self.run_offset_date(day, index, progress, workers)
             self._complete_run(day, report)
             reports.append(report.as_dict())
         return {"through": through.isoformat(), "dates": reports}
@@ -290,9 +296,13 @@ class OffsetCommands:
         self.execute("complete-offset-run", None, {}, body)
 
     def run_offset_date(self, day: date, index: list[dict[str, Any]] | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> DayReport:
+                        progress: Callable[[int, int], None] | None = None, workers: int = 1) -> DayReport:
         due_days = _due_days(deduction_window(day, self.calendar))
         rows = [r for r in (index if index is not None else self.mandate_index()) if r["due_day"] in due_days]
+        if workers > 1:
+            from ledger.services.offset_workers import run_in_workers
+
+            return run_in_workers(self, day, rows, workers, progress)
         report = DayReport(day)
         for batch in chunked(rows, OFFSET_BATCH_SIZE):
             with gc_paused():
@@ -320,7 +330,6 @@ class OffsetCommands:
         policy = self.policy.at(day)
         touched: dict[UUID, Any] = {}
         self._batch_extra: list[Any] = []
-        self._batch_sequence = None
         for row in todo:
             mandate, loan = mandates[row["mandate_id"]], loans[row["loan_id"]]
             debit = debits.get(mandate.last_debit_id) if mandate.last_debit_id else None
@@ -328,7 +337,7 @@ class OffsetCommands:
             for aggregate in made:
                 touched[aggregate.id] = aggregate
         report.loans = report.already + len(todo)
-        extra = self._batch_extra + ([self._batch_sequence] if self._batch_sequence is not None else [])
+        extra = self._batch_extra
         return report, [a for a in touched.values() if a.pending_events] + extra
 
     def _deduct(self, day: date, loan: Loan, mandate: OffsetMandate, debit: BankDebit | None,
@@ -422,9 +431,7 @@ class OffsetCommands:
         borrower_card = loan.card or {}
         if not borrower_card.get("number"):
             return None
-        if self._batch_sequence is None:  # one sequence object per batch: serials stay unique in one save
-            self._batch_sequence, _ = self.take_serials(CENTRE_SERIAL_SCOPE, day, 0)
-        (serial,) = self._batch_sequence.take(1)
+        serial = self._next_serial(day)
         due_numbers = [a.number for a in loan.book.accounts_through(day) if not a.cleared]
         debit = BankDebit(loan_no=loan.loan_no, deduction_on=day, amount=amount, bank=loan.bank, card=borrower_card,
                           payer_name=loan.borrower_name, serial=serial,
@@ -434,6 +441,15 @@ class OffsetCommands:
         report.card += amount
         self._batch_extra.append(SerialRef(serial=serial, kind="debit", target_id=debit.id, detail={}))
         return debit
+
+    def _next_serial(self, day: date) -> str:
+        """BNK-2 serials from a block reserved for this process (no shared counter in the batch's save)."""
+        pool = self.__dict__.setdefault("_serial_pool", {})
+        block = pool.get(day)
+        if not block:
+            block = pool[day] = self.reserve_serials(CENTRE_SERIAL_SCOPE, day, SERIAL_BLOCK_SIZE)
+            block.reverse()
+        return block.pop()
 
     def _record_deduction(self, loan: Loan, day: date, outcome: str, reason: str | None, amount_due: Money,
                 parts: list[dict[str, Any]], card_amount: Money, debit_id: UUID | None,
