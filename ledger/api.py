@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.aggregates.base import LedgerRuleError
+from ledger.api_batcher import CommandBatcher
 from ledger.aggregates.errors import IdempotencyConflictError
 from ledger.application import ConcurrencyConflictError, NotFoundError, as_str
 from ledger.dates import parse_date, parse_host_date
@@ -254,7 +255,7 @@ def create_app(ledger_factory: Callable[[], Any], bank_keys: dict[str, str] | No
         return bank
 
     app.add_middleware(BankKeyGate, bank_for=bank_for)
-    _routes(app, bank_of, ledger)
+    _routes(app, bank_of, ledger, CommandBatcher(ledger))
 
     @app.exception_handler(Unauthorised)
     async def unauthorised(_request: Request, _error: Unauthorised) -> JSONResponse:
@@ -266,15 +267,16 @@ class Unauthorised(Exception):
     """No key, or a key no bank holds."""
 
 
-def _routes(app: FastAPI, bank_of: Callable[..., str], ledger_of: Callable[[], Any]) -> None:
+def _routes(app: FastAPI, bank_of: Callable[..., str], ledger_of: Callable[[], Any],
+            batcher: CommandBatcher) -> None:
     @app.post("/v1/repayments", status_code=201, responses={200: {"description": "A repeat"}, **ERROR_RESPONSES})
     def post_repayment(body: RepaymentIn, response: Response, bank: str = Depends(bank_of)) -> dict[str, Any]:
         """A repayment the bank collected, paid as of 主机日期 (LN-5 allocation; a closed loan → suspense)."""
         check_code(body.loan_no, "loan_no")
         check_code(body.bank_reference, "bank_reference")
-        result = ledger_of().bank_repayment(bank, body.loan_no, body.amount, _host_date(body.host_date),
-                                            body.bank_reference)
-        return _answer(result, response)
+        command = ledger_of().repayment_command(bank, body.loan_no, body.amount, _host_date(body.host_date),
+                                                body.bank_reference)
+        return _answer(batcher.submit(command), response)  # committed with the postings that came with it
 
     @app.post("/v1/debit-results", status_code=201, responses={200: {"description": "A repeat"}, **ERROR_RESPONSES})
     def post_debit_result(body: DebitResultIn, response: Response, bank: str = Depends(bank_of)) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import contextlib
 import gc
 import hashlib
 import json
+import threading
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -115,7 +116,7 @@ class LedgerBase(Application):
         self._index_topics()
         self.policy = policy or load_policy()
         self.clock = clock or Clock()
-        self.history_ids: set[UUID] = set()  # loaded from all their events for the command in progress
+        self._local = threading.local()  # per thread: the API answers reads while its batcher writes
         self.snapshots_rejected = 0  # snapshots whose seal did not verify: replayed instead (reported)
 
     def _index_topics(self) -> None:
@@ -211,18 +212,42 @@ class LedgerBase(Application):
             raise ValueDateError(f"value date {value_date} is more than {limit} days before {today}", field=field)
         return value_date
 
+    @property
+    def history_ids(self) -> set[UUID]:
+        """Aggregates loaded from all their events for the command in progress (this thread's)."""
+        found = getattr(self._local, "history_ids", None)
+        if found is None:
+            found = self._local.history_ids = set()
+        return found
+
+    @property
+    def identity(self) -> dict[UUID, Any] | None:
+        """While a batch of commands runs (``ledger.command_batch``), the aggregates its bodies share."""
+        return getattr(self._local, "identity", None)
+
+    @identity.setter
+    def identity(self, value: dict[UUID, Any] | None) -> None:
+        self._local.identity = value
+
     # -- loading -------------------------------------------------------------
     def get(self, aggregate_id: UUID) -> Any:
         """``repository.get``, or a replay of every event (history mode) for an aggregate the command in
         progress needs whole, whose compact snapshot cannot take one of its later events, or whose
         snapshot is not believed (``ledger.snapshot_seal``)."""
+        identity = self.identity
+        if identity is not None and aggregate_id in identity:
+            return identity[aggregate_id]
         if aggregate_id in self.history_ids:
-            return self.replay_whole(aggregate_id)
-        try:
-            return self.repository.get(aggregate_id)
-        except HistoryRequired as need:
-            self.note_rejected(need)
-            return self.replay_whole(aggregate_id)
+            found = self.replay_whole(aggregate_id)
+        else:
+            try:
+                found = self.repository.get(aggregate_id)
+            except HistoryRequired as need:
+                self.note_rejected(need)
+                found = self.replay_whole(aggregate_id)
+        if identity is not None:
+            identity[aggregate_id] = found
+        return found
 
     def note_rejected(self, need: HistoryRequired) -> None:
         """Report a snapshot that was not believed (the aggregate is replayed from its events)."""

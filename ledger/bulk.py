@@ -138,6 +138,12 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return {}
+    identity = getattr(app, "identity", None)
+    if identity is not None:  # a batch of commands shares its aggregates (ledger.command_batch)
+        shared = {i: identity[i] for i in wanted if i in identity}
+        loaded = load_many(_WithoutIdentity(app), [i for i in wanted if i not in shared])
+        identity.update(loaded)
+        return {**shared, **loaded}
     if engine_of(app.recorder) is None:
         return _one_by_one(app, wanted)
     whole = [i for i in wanted if i in getattr(app, "history_ids", ())]
@@ -181,6 +187,18 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
     if repair and hasattr(app, "write_snapshots"):
         app.write_snapshots([aggregates[i] for i in repair if i in aggregates and not aggregates[i].pending_events])
     return aggregates
+
+
+class _WithoutIdentity:
+    """The application seen without its batch identity map (so ``load_many`` loads from the store)."""
+
+    identity = None
+
+    def __init__(self, app: Any):
+        self._app = app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
 
 
 def _one_by_one(app: Any, ids: list[UUID]) -> dict[UUID, Any]:

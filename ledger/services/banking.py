@@ -538,6 +538,15 @@ class BankingCommands:
         """A repayment a bank collected (source api), paid as of its host date: ``pay_loan``'s key and
         content, with the ownership check on the copy it pays (one load). A loan no longer active
         cannot take it: the money goes to suspense with its bank reference (BNK-5)."""
+        command = self.repayment_command(bank, loan_no, amount, host_on, host_serial)
+        return self.execute(command.name, command.key, command.content, command.body)
+
+    def repayment_command(self, bank: str, loan_no: str, amount: str, host_on: date, host_serial: str) -> Any:
+        """``bank_repayment`` as a command (checked, not run): the HTTP API commits many in one transaction
+        (``ledger.command_batch``)."""
+        from ledger.aggregates.loan import Loan
+        from ledger.command_batch import Command
+
         money = Money.parse(amount, "amount", positive=True)
         self.check_host_date(host_on)
         reference = self.check_reference_free(bank, host_on, host_serial, "loan-payment")
@@ -553,7 +562,7 @@ class BankingCommands:
             figures = loan.pay(money, host_on, "api", reference, self.centre_bank_account)
             return {"loan_no": loan_no, "amount": str(money), **as_str(figures)}, [loan]
         content = {"loan": loan_no, "amount": str(money), "on": host_on.isoformat(), "source": "api"}
-        return self.execute("pay-loan", f"loan-payment:{reference}", content, body)
+        return Command("pay-loan", f"loan-payment:{reference}", content, body, (Loan.create_id(loan_no),))
 
     def bank_debit_result(self, bank: str, serial: str, code: str, message: str, host_on: date, host_serial: str,
                           amount: str | None = None) -> dict[str, Any]:

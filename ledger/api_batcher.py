@@ -1,0 +1,66 @@
+"""The HTTP API's group commit: postings arriving together are committed together (``ledger.command_batch``).
+
+Request threads hand their checked command to one committing thread and wait for its outcome; that thread
+takes the first command waiting, gathers more for at most ``GATHER_SECONDS`` (or until ``BATCH_MAX``), runs
+them with ``execute_batch`` and answers each request with its own result or refusal. One transaction then
+carries a whole burst of postings; a lone posting waits at most ``GATHER_SECONDS`` for company. All writes
+go through this one thread, so no two of the API's commands conflict with each other.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable
+
+from ledger.command_batch import Command, execute_batch
+
+BATCH_MAX = 64
+GATHER_SECONDS = 0.002
+ANSWER_SECONDS_MAX = 30.0
+
+
+class CommandBatcher:
+    """One committing thread for a ledger; ``submit`` blocks until the command's own outcome."""
+
+    def __init__(self, ledger_of: Callable[[], Any]):
+        self._ledger_of = ledger_of
+        self._waiting: queue.Queue[tuple[Command, Future[dict[str, Any]]]] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="gjj-api-committer", daemon=True)
+        self._started = threading.Lock()
+
+    def submit(self, command: Command) -> dict[str, Any]:
+        with self._started:
+            if not self._thread.is_alive():
+                self._thread.start()
+        answer: Future[dict[str, Any]] = Future()
+        self._waiting.put((command, answer))
+        return answer.result(timeout=ANSWER_SECONDS_MAX)
+
+    def _gather(self) -> list[tuple[Command, Future[dict[str, Any]]]]:
+        batch = [self._waiting.get()]
+        deadline = time.monotonic() + GATHER_SECONDS
+        while len(batch) < BATCH_MAX:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self._waiting.get(timeout=remaining) if remaining > 0 else self._waiting.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._gather()
+            try:
+                outcomes = execute_batch(self._ledger_of(), [command for command, _ in batch])
+            except BaseException as error:  # the ledger itself failed: every request hears it
+                for _, answer in batch:
+                    answer.set_exception(error)
+                continue
+            for (_, answer), outcome in zip(batch, outcomes):
+                if outcome.error is not None:
+                    answer.set_exception(outcome.error)
+                else:
+                    answer.set_result(outcome.result or {})
