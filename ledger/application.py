@@ -164,8 +164,8 @@ class LedgerBase(Application):
         aggregate = self.replay_whole(aggregate_id, version) if version is not None else self.get(aggregate_id)
         self.write_snapshots([aggregate])
 
-    def write_snapshots(self, aggregates: Sequence[Any]) -> None:
-        """Sealed snapshots of chained aggregates outside a save (seeding, ``take_snapshot``)."""
+    def write_snapshots(self, aggregates: Sequence[Any], replace_older: bool = False) -> None:
+        """Sealed snapshots of chained aggregates outside a save (seeding, ``take_snapshot``, repairs)."""
         appender = getattr(self, "_audit_appender", None)
         if appender is None or not aggregates:
             return
@@ -176,11 +176,26 @@ class LedgerBase(Application):
         if not chained:
             return
         with appender.store.write_transaction() as cursor:
-            appender.store_snapshots(cursor, chained, links, replace_older=False)
+            appender.store_snapshots(cursor, chained, links, replace_older=replace_older)
         versions = {s.originator_id: s.originator_version for s in chained}
         for aggregate in aggregates:
             if aggregate.id in versions:
                 aggregate.__dict__["_snapshot_version"] = versions[aggregate.id]
+
+    def reseal_snapshots(self, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """``gjj audit reseal``: every aggregate whose snapshot is not believed (written before seals, or
+        tampered with) is replayed from its events and given a sealed snapshot in place of the old ones.
+        Run after upgrading a store, or after ``audit verify`` named a snapshot and staff looked at it."""
+        from ledger.audit import SNAPSHOT
+
+        problems = [p for p in self.audit.verify().problems if p.kind == SNAPSHOT]
+        ids = sorted({UUID(p.aggregate_id) for p in problems if p.aggregate_id})
+        for start in range(0, len(ids), NOTIFICATION_PAGE_SIZE):
+            chunk = ids[start:start + NOTIFICATION_PAGE_SIZE]
+            self.write_snapshots([self.replay_whole(i) for i in chunk], replace_older=True)
+            if progress:
+                progress(len(chunk))
+        return {"snapshots_not_believed": len(problems), "aggregates_resealed": len(ids)}
 
     def construct_transcoder(self) -> JSONTranscoder:
         """eventsourcing's JSON transcoder with the orjson decoder (ledger/transcoding.py)."""

@@ -185,7 +185,8 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
     repair.update(i for i in compact if i not in snapshots and i in aggregates
                   and type(aggregates[i]) in intervals and aggregates[i].version >= REPAIR_EVENTS_MIN)
     if repair and hasattr(app, "write_snapshots"):
-        app.write_snapshots([aggregates[i] for i in repair if i in aggregates and not aggregates[i].pending_events])
+        app.write_snapshots([aggregates[i] for i in repair if i in aggregates and not aggregates[i].pending_events],
+                            replace_older=True)
     return aggregates
 
 

@@ -300,6 +300,13 @@ def audit_verify(unchained_ok: bool = typer.Option(False, "--unchained-ok",
         raise typer.Exit(CHECK_FAILED_EXIT)
 
 
+@audit_app.command("reseal")
+def audit_reseal(as_json: bool = JsonOption):
+    """Give every aggregate whose snapshot ``audit verify`` does not believe (written before seals, or
+    tampered with) a sealed snapshot replayed from its events (after an upgrade, or after staff looked)."""
+    run_checked(as_json, lambda ledger: ledger.reseal_snapshots())
+
+
 @audit_app.command("replay")
 def audit_replay(aggregate_id: str = typer.Argument(..., help="UUID, account number, resident id or loan number"),
                  version: Optional[int] = typer.Option(None, min=1, help="Replay up to this version"),
