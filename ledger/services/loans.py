@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 from ledger.aggregates.base import LedgerRuleError
 from ledger.aggregates.fund_account import NORMAL, FundAccount
 from ledger.aggregates.documents import LOAN_REFUND_PURPOSE
+from ledger.aggregates.offset import OffsetRunLog
 from ledger.aggregates.loan import (
     ACTIVE,
     APPLIED,
@@ -37,6 +38,7 @@ from ledger.policy import PolicyVersion
 
 METHODS = (EQUAL_INSTALMENT, EQUAL_PRINCIPAL)
 LOAN_BATCH_SIZE = 500
+DAILY_JOB = "daily-loan"  # the run log of the daily loan job (ledger.services.loan_days)
 ANNUAL_RATE_MAX = Decimal("10")
 
 
@@ -402,9 +404,18 @@ class LoanCommands:
     # -- daily jobs: interest falling due, ageing, default; yearly repricing --------------------
     def daily_loan_update(self, on: date, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Recognise the interest that fell due (Dr 1102 / Cr 4001) and raise LoanDefaulted (LN-7)."""
+        from ledger.services.loan_days import loans_to_look_at
+
         totals = {"loans": 0, "accrued": 0, "defaulted": 0}
         rules = self.policy.at(on).loan
-        for batch in chunked(self.loan_ids(), LOAN_BATCH_SIZE):
+        start_position = self.recorder.max_notification_id() or 0  # what changes after it, the next run sees
+        log = self.find(OffsetRunLog.create_id(DAILY_JOB))
+        last = log.last_completed if log is not None else None
+        position = (log.reports.get(last.isoformat()) or {}).get("position") if last is not None else None
+        chosen = loans_to_look_at(self, on, last, position)
+        ids = self.loan_ids() if chosen is None else chosen
+        totals["looked_at"] = "all" if chosen is None else "due"
+        for batch in chunked(ids, LOAN_BATCH_SIZE):
             def body(batch=batch):
                 touched, accrued, defaulted = [], 0, 0
                 for loan in self.load_many(batch).values():
@@ -428,7 +439,18 @@ class LoanCommands:
             totals["defaulted"] += result["defaulted"]
             if progress:
                 progress(len(batch))
+        self._complete_daily(on, totals, start_position)
         return {"on": on.isoformat(), **totals}
+
+    def _complete_daily(self, on: date, totals: dict[str, Any], position: int) -> None:
+        """The run is recorded with the log position it started at: the next run looks at what changed since."""
+        def body():
+            log = self.find(OffsetRunLog.create_id(DAILY_JOB)) or OffsetRunLog(name=DAILY_JOB, first_date=on)
+            if log.last_completed is not None and log.last_completed >= on:
+                return {}, []
+            log.complete(run_date=on, report={**totals, "position": position})
+            return {}, [log]
+        self.execute("complete-daily-loan-update", None, {}, body)
 
     def reprice_loans(self, on: date) -> dict[str, Any]:
         """LN-2: every 1 January, loans over one year move to the rate in force that day for their tier."""
