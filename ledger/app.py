@@ -20,10 +20,12 @@ from ledger.services.loans import LoanCommands
 from ledger.services.offset import OffsetCommands
 from ledger.services.withdrawals import WithdrawalCommands
 
-# A snapshot is the decision state (ADR 0017): small and cheap to write, so one is taken from the aggregate in
-# memory after every save that changed it, sealed and written in the save's own transaction.
-SNAPSHOT_INTERVAL_EVENTS = 1
-LOAN_SNAPSHOT_INTERVAL_EVENTS = 1
+# A snapshot is the decision state (ADR 0017), taken from the aggregate in memory by a save that moved it this
+# many events past its last one, sealed and written in the save's own transaction (ADR 0018). An account's
+# events replay cheaply (a movement each), a loan's payments less so (each runs the LN-5 allocation again):
+# measured on the offset day (docs/performance.md), 6 and 3 cost the least CPU.
+SNAPSHOT_INTERVAL_EVENTS = 6
+LOAN_SNAPSHOT_INTERVAL_EVENTS = 3
 
 
 class Ledger(AnchoredApplicationMixin, AccountCommands, ContributionCommands, WithdrawalCommands, LoanCommands,

@@ -62,6 +62,7 @@ def inflate(document: dict[str, Any], amount: str) -> dict[str, Any]:
 
 @pytest.fixture
 def two_accounts(fund: Any) -> tuple[Any, list[str]]:
+    fund.ledger.snapshotting_intervals = {FundAccount: 1}  # a snapshot after every save: the rows tested here
     fund.on(date(2024, 6, 3))
     employer = fund.employer(from_period="2024-01")
     accounts = [fund.member(employer, from_period="2024-01")[1] for _ in range(2)]

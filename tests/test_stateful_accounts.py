@@ -165,6 +165,7 @@ class FundAccountMachine(RuleBasedStateMachine):
         rounding = self.ledger.policy.at(first).contribution.share_rounding
         line = RemittanceLine(1, account_no, base, share(base, ratios[0], rounding), share(base, ratios[1], rounding))
         head = self.ledger.recorder.max_notification_id()
+        adjusted_before = self.adjustments(account_no)
         document = self.ledger.register_remittance(self.employer, period, kind, f"D{self.next()}", [line], self.today)
         if document["accepted"] == 0:
             assert self.ledger.recorder.max_notification_id() == head
@@ -180,7 +181,13 @@ class FundAccountMachine(RuleBasedStateMachine):
         applied = Money(receipt["applied"])
         assert applied == (total if payment in ("exact", "over") else ZERO)
         assert Money(receipt["suspense"]) == amount - applied
-        self.models[account_no].balance += applied
+        # COR-3: money value-dated into an interest year already settled earns that year's interest on arrival
+        self.models[account_no].balance += applied + (self.adjustments(account_no) - adjusted_before)
+
+    def adjustments(self, account_no: str) -> Money:
+        """Σ COR-3 interest adjustments on the account (its whole history)."""
+        whole = self.ledger.account_whole(account_no)
+        return Money(sum((m[1] for m in whole.movements if m[2] == "interest-adjustment"), Decimal(0)))
 
     @precondition(lambda self: self.models)
     @rule(index=st.integers(0, ACCOUNTS_MAX - 1), days_back=st.integers(0, 3),
