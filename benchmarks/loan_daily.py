@@ -15,6 +15,8 @@ Usage: python benchmarks/loan_daily.py --loans 100000 [--db URL] [--schedules 20
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 import resource
 import tempfile
 import time
@@ -22,6 +24,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import emit, load_average, peak_rss_mib, raw_append_rates
 from ledger.aggregates.base import recording
 from ledger.aggregates.loan import Loan
 from ledger.aggregates.parties import Member
@@ -36,14 +41,11 @@ EMPLOYERS = 50
 OPENED_ON = date(2024, 6, 1)
 DISBURSED_FROM = date(2025, 1, 6)  # disbursements spread over DISBURSEMENT_DAYS from here
 DISBURSEMENT_DAYS = 20
+STEADY_DAYS = 20  # days the job runs after its first run, each looking at the loans with something due
 UPDATE_ON = date(2025, 4, 28)  # three instalments due for every loan
 PAID_INSTALMENTS = 3
 SEED_BATCH_LOANS = 500
 CENTRE_ACCOUNT = "3100000001"
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def bench_schedules(count: int) -> dict[str, float]:
@@ -115,6 +117,7 @@ def main() -> None:
     parser.add_argument("--schedules", type=int, default=2_000)
     parser.add_argument("--late-every", type=int, default=20, help="one loan in this many misses its instalments")
     parser.add_argument("--db", default=None)
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, last line")
     args = parser.parse_args()
 
     figures = bench_schedules(args.schedules)
@@ -132,17 +135,32 @@ def main() -> None:
         members_s = time.perf_counter() - started
         clock.set_day(UPDATE_ON, hour=7)
         loan_numbers = seed_loans(ledger, clock, id_numbers, args.late_every)
+    ids = ledger.loan_ids()
+    for start in range(0, len(ids), 1000):  # as a centre's loans have them: a sealed snapshot each
+        ledger.write_snapshots(list(ledger.load_many(ids[start:start + 1000]).values()))
     seeded_s = time.perf_counter() - started
-    print(f"seed: {args.loans:,} members in {members_s:.1f}s, loans in {seeded_s - members_s:.1f}s "
-          f"({args.loans / (seeded_s - members_s):,.0f} loans/s, audit chained once) rss={peak_rss_mib():.0f}MiB",
-          flush=True)
+    print(f"seed: {args.loans:,} members in {members_s:.1f}s, loans and snapshots in {seeded_s - members_s:.1f}s "
+          f"rss={peak_rss_mib():.0f}MiB", flush=True)
 
+    figures.update(store=ledger.storage.engine, n=args.loans, load_average_before=load_average())
     started = time.perf_counter()
-    result = ledger.daily_loan_update(UPDATE_ON)
-    update_s = time.perf_counter() - started
-    print(f"daily_loan_update({UPDATE_ON}): {result['loans']:,} loans in {update_s:.1f}s "
-          f"({result['loans'] / update_s:,.0f} loans/s) accrued={result['accrued']:,} "
-          f"defaulted={result['defaulted']:,} rss={peak_rss_mib():.0f}MiB", flush=True)
+    first = ledger.daily_loan_update(UPDATE_ON)
+    first_s = time.perf_counter() - started
+    print(f"daily_loan_update({UPDATE_ON}), first run (every loan): {first['loans']:,} loans in {first_s:.1f}s "
+          f"({first['loans'] / first_s:,.0f} loans/s) accrued={first['accrued']:,} defaulted={first['defaulted']:,}",
+          flush=True)
+    looked, daily_s = 0, 0.0
+    for offset in range(1, STEADY_DAYS + 1):  # the job day after day, as the scheduler runs it
+        day = UPDATE_ON + timedelta(days=offset)
+        clock.set_day(day, hour=7)
+        started = time.perf_counter()
+        looked += ledger.daily_loan_update(day)["loans"]
+        daily_s += time.perf_counter() - started
+    print(f"daily_loan_update on the {STEADY_DAYS} days after: looked at {looked / STEADY_DAYS:,.0f} loans a day "
+          f"(those with something due) of {len(ids):,}; {daily_s / STEADY_DAYS:.2f}s a day = "
+          f"{len(ids) * STEADY_DAYS / daily_s:,.0f} centre loans/s", flush=True)
+    figures.update(first_run_loans_per_s=first["loans"] / first_s, daily_loans_looked_at=looked / STEADY_DAYS,
+                   daily_centre_loans_per_s=len(ids) * STEADY_DAYS / daily_s, daily_seconds=daily_s / STEADY_DAYS)
 
     started = time.perf_counter()
     overdue = 0
@@ -151,13 +169,14 @@ def main() -> None:
     status_s = time.perf_counter() - started
     print(f"loan_status for all: {len(loan_numbers):,} in {status_s:.1f}s ({len(loan_numbers) / status_s:,.0f} "
           f"loans/s) overdue={overdue:,}", flush=True)
-
     started = time.perf_counter()
     report = ledger.delinquent_loans(UPDATE_ON)
     delinquent_s = time.perf_counter() - started
     print(f"delinquent_loans: {delinquent_s:.1f}s ({len(loan_numbers) / delinquent_s:,.0f} loans/s) "
           f"counts={report['counts']}", flush=True)
-    print(f"engine={ledger.storage.engine} loans={args.loans} peak_rss={peak_rss_mib():.0f}MiB")
+    figures.update(status_loans_per_s=len(loan_numbers) / status_s, peak_rss_mib=peak_rss_mib(),
+                   **raw_append_rates(ledger, min(args.loans, 20_000)), load_average=load_average())
+    emit(figures, args.json)
     ledger.close()
     scratch.cleanup()
 
