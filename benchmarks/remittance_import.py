@@ -6,13 +6,17 @@ Usage: python benchmarks/remittance_import.py --lines 100000 [--db URL]
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 import csv
-import resource
 import tempfile
 import time
 from datetime import date, datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import emit, load_average, peak_rss_mib, raw_append_rates  # noqa: E402
 from ledger.app import Ledger
 from ledger.application import CHINA_TZ, FixedClock
 from ledger.sampledata import credit_code, resident_id
@@ -51,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--db", default=None)
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, last line")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
     url = args.db or f"sqlite:///{folder}/bench.sqlite3"
@@ -61,17 +66,22 @@ def main() -> None:
     seeded = time.perf_counter() - started
     path = folder / "remittance.csv"
     write_csv(path, people, bad_every=1000)
+    load_before = load_average()
     started = time.perf_counter()
     report = ledger.import_remittances(path, DAY)
     first = time.perf_counter() - started
     started = time.perf_counter()
     again = ledger.import_remittances(path, DAY)
     second = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"engine={ledger.storage.engine} lines={args.lines} seed={seeded:.1f}s "
           f"import={first:.1f}s ({args.lines / first:,.0f} lines/s) accepted={report['lines_accepted']} "
-          f"problems={len(report['problems'])} reimport={second:.1f}s accepted_again={again['lines_accepted']} "
-          f"peak_rss={rss:.0f}MiB")
+          f"problems={len(report['problems'])} reimport={second:.1f}s accepted_again={again['lines_accepted']}")
+    emit({"store": ledger.storage.engine, "n": args.lines, "lines_per_s": args.lines / first,
+          "reimport_lines_per_s": args.lines / second, "accepted": report["lines_accepted"],
+          "problems": len(report["problems"]), "peak_rss_mib": peak_rss_mib(), "load_average_before": load_before,
+          **raw_append_rates(ledger, min(args.lines, 20_000)), "load_average": load_average()}, args.json)
+    ledger.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
