@@ -251,7 +251,12 @@ class LedgerBase(Application):
         snapshot is not believed (``ledger.snapshot_seal``)."""
         identity = self.identity
         if identity is not None and aggregate_id in identity:
-            return identity[aggregate_id]
+            from ledger.bulk import ABSENT
+
+            found = identity[aggregate_id]
+            if found is ABSENT:
+                raise AggregateNotFoundError(aggregate_id)
+            return found
         if aggregate_id in self.history_ids:
             found = self.replay_whole(aggregate_id)
         else:

@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 IN_LIST_MAX = 500
+ABSENT = object()  # in a batch's identity map: an id read and found to have no events
 REPAIR_EVENTS_MIN = 20  # an aggregate replayed from this many events (no usable snapshot) gets one written
 
 
@@ -141,9 +142,11 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
     identity = getattr(app, "identity", None)
     if identity is not None:  # a batch of commands shares its aggregates (ledger.command_batch)
         shared = {i: identity[i] for i in wanted if i in identity}
-        loaded = load_many(_WithoutIdentity(app), [i for i in wanted if i not in shared])
+        missing = [i for i in wanted if i not in shared]
+        loaded = load_many(_WithoutIdentity(app), missing)
         identity.update(loaded)
-        return {**shared, **loaded}
+        identity.update((i, ABSENT) for i in missing if i not in loaded)  # known to have no events
+        return {i: a for i, a in {**shared, **loaded}.items() if a is not ABSENT}
     if engine_of(app.recorder) is None:
         return _one_by_one(app, wanted)
     whole = [i for i in wanted if i in getattr(app, "history_ids", ())]

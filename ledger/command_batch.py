@@ -54,14 +54,19 @@ def execute_batch(app: Any, commands: Sequence[Command]) -> list[Outcome]:
     assert all(command.key for command in commands), "a batched command carries its idempotency key"
     outcomes = [Outcome() for _ in commands]
     together, later, keys = [], [], set()
+    app.identity = {}
+    try:  # every command's prefetch (its aggregates, its idempotency record) in a few statements
+        app.load_many(i for command in commands for i in command.prefetch)
+        seen = dict(app.identity)  # aggregates read, and ids read and found absent (ledger.bulk.ABSENT)
+    finally:
+        app.identity = None
     for index, command in enumerate(commands):
         if command.key and command.key in keys:
             later.append(index)
             continue
         keys.add(command.key)
         try:
-            first = app._idempotent_result(command.key, content_hash({"command": command.name, **command.content})) \
-                if command.key else None
+            first = _idempotent_result(app, seen, command)
         except Exception as error:  # the key was used for other content: refused, alone
             outcomes[index].error = error
             continue
@@ -69,11 +74,24 @@ def execute_batch(app: Any, commands: Sequence[Command]) -> list[Outcome]:
             outcomes[index].result = first
         else:
             together.append(index)
-    if together and not _run_together(app, commands, together, outcomes):
+    if together and not _run_together(app, commands, together, outcomes, seen):
         later = sorted(together + later)
     for index in later:
         outcomes[index] = _run_alone(app, commands[index])
     return outcomes
+
+
+def _idempotent_result(app: Any, seen: dict[UUID, Any], command: Command) -> dict[str, Any] | None:
+    """The first result of the command's key (a repeat), from the batch's prefetch when it was read there."""
+    from ledger.application import content_hash
+
+    digest = content_hash({"command": command.name, **command.content})
+    record_id = IdempotencyRecord.create_id(command.key)
+    from ledger.bulk import ABSENT
+
+    if seen.get(record_id) is ABSENT:
+        return None  # read with the prefetch: no record, the key is new
+    return app._idempotent_result(command.key, digest)
 
 
 def _run_alone(app: Any, command: Command) -> Outcome:
@@ -83,13 +101,13 @@ def _run_alone(app: Any, command: Command) -> Outcome:
         return Outcome(error=error)
 
 
-def _run_together(app: Any, commands: Sequence[Command], indexes: list[int], outcomes: list[Outcome]) -> bool:
+def _run_together(app: Any, commands: Sequence[Command], indexes: list[int], outcomes: list[Outcome],
+                  seen: dict[UUID, Any]) -> bool:
     """One transaction for ``indexes``; False (nothing saved) at the first refusal or conflict."""
     from ledger.application import content_hash
 
-    app.identity = {}
+    app.identity = dict(seen)
     try:
-        app.load_many(i for index in indexes for i in commands[index].prefetch)
         touched: dict[UUID, Any] = {}
         records, results = [], {}
         with recording(app.clock.now()):

@@ -182,17 +182,25 @@ class BankingCommands:
     # -- BNK-2 across kinds -------------------------------------------------------------
     def check_reference_free(self, bank: str, host_on: date, host_serial: str, kind: str) -> str:
         """The reference text; refused if another kind of posting already used it (BNK-2)."""
-        if not host_serial:
-            raise BankLineError("a bank posting carries its 主机流水号", field="host_reference", rule="BNK-2")
-        reference = bank_reference(bank, host_on, host_serial)
-        names = {"bank": bank, "host_date": f"{host_on:%Y%m%d}", "host_serial": host_serial, "reference": reference}
-        others = [fmt.format(**names) for name, fmt in REFERENCE_KEY_FORMATS.items() if name != kind]
-        found = self.load_many(IdempotencyRecord.create_id(key) for key in others)
+        reference = self.reference_of(bank, host_on, host_serial)
+        found = self.load_many(self.other_reference_keys(bank, host_on, host_serial, kind))
         if found:
             used_by = next(iter(found.values())).command
             raise IdempotencyConflictError(f"bank reference {reference} was already used by {used_by}",
                                            field="host_reference", rule="BNK-2")
         return reference
+
+    def reference_of(self, bank: str, host_on: date, host_serial: str) -> str:
+        if not host_serial:
+            raise BankLineError("a bank posting carries its 主机流水号", field="host_reference", rule="BNK-2")
+        return bank_reference(bank, host_on, host_serial)
+
+    def other_reference_keys(self, bank: str, host_on: date, host_serial: str, kind: str) -> list[Any]:
+        """The idempotency ids the same bank reference would have as another kind of posting (BNK-2)."""
+        names = {"bank": bank, "host_date": f"{host_on:%Y%m%d}", "host_serial": host_serial,
+                 "reference": bank_reference(bank, host_on, host_serial)}
+        return [IdempotencyRecord.create_id(fmt.format(**names))
+                for name, fmt in REFERENCE_KEY_FORMATS.items() if name != kind]
 
     # -- export (BDC105) ------------------------------------------------------------------
     def export_debits(self, bank: str, on: date, encoding: str | None = None) -> dict[str, Any]:
@@ -549,9 +557,11 @@ class BankingCommands:
 
         money = Money.parse(amount, "amount", positive=True)
         self.check_host_date(host_on)
-        reference = self.check_reference_free(bank, host_on, host_serial, "loan-payment")
+        reference = self.reference_of(bank, host_on, host_serial)
+        others = self.other_reference_keys(bank, host_on, host_serial, "loan-payment")
 
         def body():
+            self.check_reference_free(bank, host_on, host_serial, "loan-payment")  # read with the batch's prefetch
             loan = self.check_bank_owns_loan(bank, loan_no)
             self.check_repayment_ceiling(loan, money, host_on)
             if loan.state != ACTIVE:
@@ -562,7 +572,9 @@ class BankingCommands:
             figures = loan.pay(money, host_on, "api", reference, self.centre_bank_account)
             return {"loan_no": loan_no, "amount": str(money), **as_str(figures)}, [loan]
         content = {"loan": loan_no, "amount": str(money), "on": host_on.isoformat(), "source": "api"}
-        return Command("pay-loan", f"loan-payment:{reference}", content, body, (Loan.create_id(loan_no),))
+        key = f"loan-payment:{reference}"
+        return Command("pay-loan", key, content, body, (Loan.create_id(loan_no), IdempotencyRecord.create_id(key),
+                                                        *others))
 
     def bank_debit_result(self, bank: str, serial: str, code: str, message: str, host_on: date, host_serial: str,
                           amount: str | None = None) -> dict[str, Any]:

@@ -230,8 +230,8 @@ class LoanCommands:
         policy's plausible excess (⚙ limits), checked before anything is written."""
         owed = ZERO
         if loan.state == ACTIVE:
-            status = loan.book.status(max(on, loan.book.last_on))
-            owed = status.outstanding_principal + status.amount_due
+            book = loan.book
+            owed = book.outstanding_principal + book.amount_due(max(on, book.last_on))
         return self.policy.at(on).limits.check_repayment(money, owed)
 
     def prepay_loan(self, loan_no: str, principal: str, on: date, mode: str, reference: str,
