@@ -31,6 +31,10 @@ _NUMBER_TEXT = re.compile(r"(?P<sign>[+-]?)(?P<whole>[0-9]+)(?:\.(?P<places>[0-9
 _SEPARATORS = frozenset(",，'’·٬")
 
 
+FROM_FEN_MEMO_MAX = 100_000
+_FROM_FEN: dict[int, "Money"] = {}
+
+
 class MoneyError(ValueError):
     """An amount or rate broke MNY-1 or MNY-3. ``rule`` is the rule id followed by the reason (kept whole
     for callers that read it), ``rule_id`` the id alone; ``str()`` is ``field: reason (got …) [RULE]``."""
@@ -203,9 +207,18 @@ class Money:
 
     @classmethod
     def from_fen(cls, fen: int) -> "Money":
-        """Internal fast path for integer arithmetic in fen (loan schedules): exact, two places."""
+        """Internal fast path for integer arithmetic in fen (loan schedules, snapshots): exact, two places.
+        Money is immutable, so the values a load sees again and again (a monthly instalment, a share) are
+        shared from a bounded memo."""
+        found = _FROM_FEN.get(fen)
+        if found is not None and cls is Money:
+            return found
         money = _new(cls)
         _set_amount(money, Decimal(fen).scaleb(-2))
+        if cls is Money:
+            if len(_FROM_FEN) >= FROM_FEN_MEMO_MAX:
+                _FROM_FEN.clear()
+            _FROM_FEN[fen] = money
         return money
 
     @classmethod

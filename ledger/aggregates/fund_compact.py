@@ -169,15 +169,20 @@ def decode(state: dict[str, Any], originator_id: UUID, version: int) -> Any:
 
 
 def _movements(flat: list[int], horizon: int) -> list[list[Any]]:
-    from_fen = Decimal.scaleb
-    return [[date.fromordinal(horizon + flat[i]), from_fen(Decimal(flat[i + 1]), -2), _kind_name(flat[i + 2]), None]
-            for i in range(0, len(flat), 3)]
+    day, amount, kind = date.fromordinal, _decimal_of_fen, _kind_name
+    return [[day(horizon + flat[i]), amount(flat[i + 1]), kind(flat[i + 2]), None] for i in range(0, len(flat), 3)]
+
+
+@lru_cache(maxsize=65536)
+def _decimal_of_fen(fen: int) -> Decimal:
+    """Amounts repeat (a member's monthly share): Decimals are immutable, so one per value is shared."""
+    return Decimal(fen).scaleb(-2)
 
 
 def _credited(flat: list[int], credited_from: str) -> dict[str, dict[str, Decimal]]:
     base, credited = _month(credited_from), {}
     for i in range(0, len(flat), 3):
-        credited.setdefault(_period(base + flat[i]), {})[_kind_name(flat[i + 1])] = Decimal(flat[i + 2]).scaleb(-2)
+        credited.setdefault(_period(base + flat[i]), {})[_kind_name(flat[i + 1])] = _decimal_of_fen(flat[i + 2])
     return credited
 
 
