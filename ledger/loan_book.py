@@ -525,8 +525,10 @@ class LoanBook:
 
     @property
     def last_rate(self) -> Decimal:
-        """The rate of the last instalment."""
-        return self.tail.annual_rate if self.tail is not None else self.head[-1].annual_rate
+        """The rate of the last instalment (a loan paid off before any instalment was built: its last rate)."""
+        if self.tail is not None:
+            return self.tail.annual_rate
+        return self.head[-1].annual_rate if self.head else self.rate_steps[-1][1]
 
     def _build(self, through: date | None, count: int | None = None) -> None:
         """Build the tail's accounts due on or before ``through`` (all when None), or ``count`` more."""

@@ -446,6 +446,12 @@ class Loan(LedgerAggregate):
             raise LedgerRuleError(f"no payment with allocation {allocation_number}", field="allocation", rule="COR-1")
         if payment["reversed"]:
             raise LedgerRuleError("this payment is already reversed", field="allocation", rule="COR-1")
+        excess = payment["figures"]["excess"]
+        if not excess.is_zero and min(self.suspense_held(payment["on"]), self.suspense_held(date.max)) < excess:
+            # COR-2 / BNK-5: its excess already left suspense (refunded or applied); mirroring the payment would
+            # take 2102 below zero. Reverse the refund or the application first, or correct by hand.
+            raise LedgerRuleError(f"the payment's excess {excess} has left suspense (refunded or applied); "
+                                  "reverse that first", field="allocation", rule="COR-2")
         op = self._next_op("reverse", on, allocation=allocation_number)
         self._live(op)
         self._payment_reversed(op=op, allocation=allocation_number, reason=reason,

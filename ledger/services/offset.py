@@ -110,15 +110,23 @@ def split_shortfall(due: Money, payers: list[Payer], rules: OffsetPolicy) -> lis
     return [ZERO for _ in payers]
 
 
-def available_for_offset(account: FundAccount, rules: OffsetPolicy, retained_balance_min: Money) -> Money:
-    """OFF-2: max(0, balance − frozen − retained minimum); 0 when closed, sealed or frozen as policy says."""
+def available_for_offset(account: FundAccount, rules: OffsetPolicy, retained_balance_min: Money,
+                         value_on: date | None = None) -> Money:
+    """OFF-2: max(0, balance − frozen − retained minimum); 0 when closed, sealed or frozen as policy says.
+
+    A deduction value-dated ``value_on`` (a catch-up run after downtime, OFF-4) may only take what the account
+    held then and has held ever since (ACC-3 with MNY-4): money credited after that date does not count."""
     if account.state == ACCOUNT_CLOSED:
         return ZERO
     if account.state == SEALED and not rules.sealed_pays:
         return ZERO
     if account.is_frozen and not rules.frozen_pays:
         return ZERO
-    return account.available(retained_balance_min)
+    available = account.available(retained_balance_min)
+    if value_on is not None and any(movement[0] > value_on for movement in account.movements):
+        since = account.balance.min(account.lowest_balance_from(value_on))
+        available = available.min((since - account.frozen_sum - retained_balance_min).max(ZERO))
+    return available
 
 
 def deduction_window(day: date, calendar: WorkingCalendar) -> list[date]:
@@ -361,7 +369,7 @@ class OffsetCommands:
         if reason is not None:
             report.skipped[reason] += 1
             return [*touched, self._record_deduction(loan, day, SKIPPED, reason, amount_due, [], ZERO, None, policy)]
-        payers = self._payers(mandate, accounts, policy)
+        payers = self._payers(mandate, accounts, policy, value_on)
         parts = self._take_from_funds(day, value_on, loan, payers,
                                       split_shortfall(amount_due, payers, policy.offset), policy, report)
         card_amount = amount_due - Money.sum(p["amount"] for p in parts)
@@ -396,12 +404,14 @@ class OffsetCommands:
             return "DEBIT_PENDING"
         return None
 
-    def _payers(self, mandate: OffsetMandate, accounts: dict[UUID, FundAccount], policy: PolicyVersion) -> list[Payer]:
+    def _payers(self, mandate: OffsetMandate, accounts: dict[UUID, FundAccount], policy: PolicyVersion,
+                value_on: date) -> list[Payer]:
         retained = policy.account.retained_balance_min
         payers = []
         for entry in mandate.payers:
             account = accounts[FundAccount.create_id(entry["account_no"])]
-            payers.append(Payer(entry["role"], account, available_for_offset(account, policy.offset, retained)))
+            payers.append(Payer(entry["role"], account,
+                                available_for_offset(account, policy.offset, retained, value_on)))
         return payers
 
     def _take_from_funds(self, day: date, value_on: date, loan: Loan, payers: list[Payer], amounts: list[Money],
