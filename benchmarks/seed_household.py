@@ -330,7 +330,8 @@ class Household:
             amount = account.balance - self.shape.keep
             if amount.amount > 0:
                 posting = f"wd:seed:{account.account_no}"
-                evidence = {"contract_number": f"HT{self.who.loan_no}", "price": str(self.shape.principal.times(Decimal(2))),
+                evidence = {"contract_number": f"HT{self.who.loan_no}",
+                            "price": str(self.shape.principal.times(Decimal(2))),
                             "loan_amount": str(self.shape.principal), "contract_date": day.isoformat()}
                 account.withdraw(rule.kind, rule.code, amount, day, evidence, retained, posting, PAYEE,
                                  policy_used={"retained_balance_min": str(retained)})

@@ -21,10 +21,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+from hashlib import sha256
 from dataclasses import dataclass, field
 from datetime import date
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -51,6 +52,7 @@ from benchmarks.seed_household import (
 )
 
 VERSION_KEY = b'"version":'
+GENESIS = GENESIS_HASH.encode("ascii")
 ID_ROLES = ("borrower", "spouse", "borrower_account", "spouse_account", "loan", "mandate")
 
 
@@ -98,6 +100,13 @@ class Template:
     serial_days: list[date]
     payout_roles: list[str]
     roles: list[str]
+    hot: list[tuple[Any, ...]] = field(init=False)  # the rows as plain tuples, for fill's loop
+    id_tokens: set[int] = field(init=False)  # the tokens that name an aggregate
+
+    def __post_init__(self) -> None:
+        self.hot = [(r.id_hex, r.id_text, r.version, r.topic, r.state, r.canonical, r.state_hash) for r in self.rows]
+        self.id_tokens = {r.id_hex for r in self.rows} | {r.id_text for r in self.rows} | \
+            {s.id_hex for s in self.snapshots}
 
 
 # A stored event ready for the writer (a plain tuple: millions are made): the store's columns, and the
@@ -276,6 +285,12 @@ class SerialState:
     days: dict[date, list[Any]] = field(default_factory=dict)  # day -> [version, last, aggregate hash, id]
     rows: dict[date, tuple[RowTemplate, RowTemplate]] = field(default_factory=dict)
 
+    def preload(self, days: Iterable[date]) -> None:
+        """Read the days' sequences from the store now (the writer then drops the chain index it uses)."""
+        for day in days:
+            if day not in self.days:
+                self._load(day)
+
     def take(self, day: date, out: list[FilledRow]) -> str:
         state = self.days.get(day) or self._load(day)
         started, taken = self.rows[day]
@@ -328,17 +343,17 @@ class SerialState:
 def fill(template: Template, plan: SeedPlan, index: int, serials: list[str]) -> tuple[list[FilledRow], list[Any]]:
     """Household ``index``'s rows and snapshot rows, given the serials it takes (``SerialState.take``)."""
     values = tuple(v.encode("utf-8") for v in tokens(plan, index, template.roles, template.payout_roles, serials))
-    texts: dict[int, str] = {}
-    links: dict[int, str] = {}
+    texts = {i: values[i].decode() for i in template.id_tokens}
+    links: dict[int, bytes] = {}
     rows = []
-    for row in template.rows:
-        document = row.canonical(values)
-        state_hash = row.state_hash if isinstance(row.state_hash, str) else \
-            hashlib.sha256(row.state_hash(values)).hexdigest()
-        aggregate_hash = link(links.get(row.id_hex, GENESIS_HASH), document)
-        links[row.id_hex] = aggregate_hash
-        text = texts.get(row.id_text) or texts.setdefault(row.id_text, values[row.id_text].decode())
-        rows.append((values[row.id_hex].decode(), text, row.version, row.topic, row.state(values), document,
-                     state_hash, aggregate_hash))
-    snapshots = [(values[s.id_hex].decode(), s.version, s.topic, s.state(values)) for s in template.snapshots]
+    for id_hex, id_text, version, topic, state, canonical, state_hash in template.hot:
+        document = canonical.fmt % canonical.get(values)  # a document always holds its aggregate's id
+        if state_hash.__class__ is not str:
+            state_hash = sha256(state_hash.fmt % state_hash.get(values)).hexdigest()
+        aggregate_hash = sha256(links.get(id_hex, GENESIS) + document).hexdigest()  # ledger.audit.link
+        links[id_hex] = aggregate_hash.encode("ascii")
+        rows.append((texts[id_hex], texts[id_text], version, topic,
+                     state.fmt if state.get is None else state.fmt % state.get(values), document, state_hash,
+                     aggregate_hash))
+    snapshots = [(texts[s.id_hex], s.version, s.topic, s.state(values)) for s in template.snapshots]
     return rows, snapshots

@@ -32,7 +32,7 @@ from ledger.storage import drop_postgres_schema, parse_database_url
 
 pytestmark = [pytest.mark.storage]
 
-PLAN = SeedPlan(history_years=3, months_back=(24, 30), terms_months=(360, 240), shapes=10)
+PLAN = SeedPlan(history_years=4, months_back=(24, 40), terms_months=(360, 240), shapes=10)
 # shapes 0 (low balance, spouse), 1 (spouse), 7 (no spouse), 9 (no spouse, equal principal); each twice
 HOUSEHOLDS = [0, 1, 7, 9, 10, 11, 17, 19]
 JOB_RECORDS = (topic_of(IdempotencyRecord, "Recorded"),)  # reprice_loans' batch keys: the job's, not a household's
@@ -111,3 +111,25 @@ def test_seeder_writes_what_the_commands_write(store_url: str) -> None:
 
 def events_of_employers(events: dict[tuple[Any, int], tuple[str, bytes]]) -> list[Any]:
     return [key for key, (topic, _state) in events.items() if topic.startswith("ledger.aggregates.parties:Employer")]
+
+
+def test_a_second_run_continues_the_chain_and_the_days_serials(store_url: str) -> None:
+    """Households seeded in two runs: the second extends the chain and each day's serial sequence."""
+    from benchmarks.seed_household import CENTRE_SERIAL_SCOPE
+    from ledger.aggregates.documents import DailySequence, Payout
+
+    ledger = open_at_run_day(store_url)
+    try:
+        seed_store(ledger, PLAN, [0, 1, 7], check_every=0)
+        seed_store(ledger, PLAN, [10, 11, 17], check_every=0)  # the same shapes: the same disbursement days
+        report = ledger.audit.verify()
+        assert report.ok, report.problems[:3]
+        assert ledger.check_books()["ok"]
+        payouts = [e for e in ledger.iter_events([topic_of(Payout, "Instructed")])]
+        serials = [e.serial for e in payouts]
+        assert len(serials) == len(set(serials))
+        for day in {e.value_date for e in payouts}:
+            sequence = ledger.repository.get(DailySequence.create_id(CENTRE_SERIAL_SCOPE, day))
+            assert sequence.last == sum(1 for e in payouts if e.value_date == day)
+    finally:
+        ledger.close()
