@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import resource
 import shutil
 import sys
 import tempfile
@@ -193,13 +194,16 @@ def main() -> None:
     try:
         report = seed_store(ledger, plan, range(args.households), check_every=args.check_every,
                             progress=print_progress)
+        print(file=sys.stderr)  # after the progress line
         size = store_bytes(ledger)
-        print(f"\nseeded {report.households:,} households, {report.events:,} events in {report.seconds:.0f}s: "
+        print(f"seeded {report.households:,} households, {report.events:,} events in {report.seconds:.0f}s: "
               f"{report.events_per_s:,.0f} events/s, {report.households_per_s:,.1f} households/s "
               f"(templates {report.templates} in {report.template_seconds:.0f}s, writes {report.write_seconds:.0f}s, "
               f"checked {report.checked}); store {size / 2**30:.2f} GiB")
         if args.json:
-            print(json.dumps({"store": ledger.storage.engine, **report.as_dict(), "store_bytes": size}))
+            peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(json.dumps({"store": ledger.storage.engine, **report.as_dict(), "store_bytes": size,
+                              "peak_rss_mib": round(peak_rss_mib)}))
     finally:
         ledger.close()
         if folder is not None and not args.keep:
@@ -208,7 +212,7 @@ def main() -> None:
 
 def print_progress(report: SeedReport) -> None:
     print(f"  {report.households:,} households, {report.events:,} events, {report.events_per_s:,.0f} events/s",
-          end="\r", flush=True)
+          end="\r", flush=True, file=sys.stderr)
 
 
 def store_bytes(ledger: Ledger) -> int:
