@@ -44,7 +44,7 @@ from benchmarks.seed_templates import SerialState, Template, build_template, fil
 from benchmarks.seed_writers import writer_for  # noqa: E402
 
 SHAPES_DEFAULT = 500  # distinct households lived through the methods; the others are their copies
-BATCH_EVENTS_MAX = 250_000  # events per transaction (a few hundred MB of rows in memory at most)
+BATCH_EVENTS_MAX = 50_000  # events per transaction (~75 MB of rows; larger batches were no faster)
 CHECK_EVERY_DEFAULT = 1000
 CHECKED_SHAPES_MAX = 20  # the first shapes' templates are also checked against a replay of their events
 

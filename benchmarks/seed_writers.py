@@ -25,7 +25,6 @@ CHAIN_COLUMNS = ("position", "previous_position", "chain_count", "originator_id"
                  "state_hash", "aggregate_hash", "global_hash")
 SQLITE_CACHE_KIB = 262_144  # the events' key index takes random inserts: keep its pages in memory
 SQLITE_BUSY_MS = 30_000
-SQLITE_MMAP_BYTES = 2**31 - 2**16  # SQLite's usual build limit
 
 
 class StoreWriter:
@@ -102,7 +101,6 @@ class SQLiteWriter(StoreWriter):
                                           timeout=SQLITE_BUSY_MS / 1000, check_same_thread=False)  # one at a time
         self.connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         self.connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
-        self.connection.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         self.connection.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at each checkpoint
         self.events = ledger.recorder.events_table_name
         self.snapshots = ledger.snapshots.recorder.events_table_name
@@ -147,6 +145,7 @@ class SQLiteWriter(StoreWriter):
     def close(self) -> None:
         if self.index_ddl:
             self.connection.execute(self.index_ddl)
+        self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave the file whole, the WAL empty
         self.connection.close()
 
 
