@@ -102,9 +102,10 @@ def seed_store(ledger: Ledger, plan: SeedPlan, households: Iterable[int],
     gc.disable()  # millions of short-lived tuples: the cyclic collector would only walk them (STYLE)
     households = list(households)
     try:
+        writer.start()
         serials, batch = SerialState(ledger), Batch()
         serials.preload({plan.disbursed_on(plan.shape(index)) for index in households})  # serials: that day only
-        writer.start()
+        writer.bulk()
         for _number, indices in shapes_of(plan, households):
             made = time.perf_counter()
             template = build_template(ledger, plan, indices[0], employer_ids[plan.shape(indices[0]).employer],

@@ -84,6 +84,9 @@ class StoreWriter:
     def last_position_stored(self) -> int:
         raise NotImplementedError
 
+    def bulk(self) -> None:
+        """Set the store up for the bulk of the writes (after anything that reads the chain by aggregate)."""
+
     def transaction(self, before: Head, events: list[tuple[Any, ...]], chained: list[tuple[Any, ...]],
                     snapshots: Sequence[tuple[str, int, str, bytes]], head: Head) -> None:
         raise NotImplementedError
@@ -109,15 +112,13 @@ class SQLiteWriter(StoreWriter):
     def last_position_stored(self) -> int:
         return self.connection.execute(f"SELECT MAX(rowid) FROM {self.events}").fetchone()[0] or 0
 
-    def start(self) -> Head:
-        """As the base, and the chain's per-aggregate index is dropped: built once at the end, sorted, it
-        costs a fraction of millions of random inserts (``close`` builds it, also after an error)."""
-        head = super().start()
+    def bulk(self) -> None:
+        """The chain's per-aggregate index is dropped: built once at the end, sorted, it costs a fraction of
+        millions of random inserts (``close`` builds it, also after an error)."""
         self.index_ddl = self.chain.store.chain_ddl()[1]
         assert self.index_ddl.startswith("CREATE INDEX IF NOT EXISTS "), self.index_ddl
         self.index_name = self.index_ddl.split()[5]
         self.connection.execute(f"DROP INDEX IF EXISTS {self.index_name}")
-        return head
 
     def transaction(self, before: Head, events: list[tuple[Any, ...]], chained: list[tuple[Any, ...]],
                     snapshots: Sequence[tuple[str, int, str, bytes]], head: Head) -> None:
