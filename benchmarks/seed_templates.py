@@ -4,10 +4,10 @@
 aggregate methods, and the jobs' command bodies in memory), then writes each event as the application
 stores it (``app.mapper.to_stored_event``) and as a save's chaining hashes it (``ledger.audit_append``:
 the canonical JSON of the event in memory, which ``audit verify`` recomputes from the stored state), and
-takes each account's and loan's compact snapshot at its last version (``Snapshot.take``). Every value that makes the household *who* it is —
-ids (hex in stored state, dashed in canonical JSON), resident ids, names, account and loan numbers, the
-card, serials — is a *token*: the byte strings are cut at each token, so filling them in for another
-household of the shape is one ``bytes % tuple`` per string. Names and the birth date are matched with
+takes each account's and loan's compact snapshot at its last version (``Snapshot.take``). Every value
+that makes the household *who* it is — ids (hex in stored state, dashed in canonical JSON), resident ids,
+names, account and loan numbers, the card, serials — is a *token*: the byte strings are cut at each
+token, so filling them in for another household of the shape is one ``bytes % tuple`` per string. Names and the birth date are matched with
 their JSON quotes; the others are long digit or hex strings no amount, date or code can contain (and
 no event date reaches back to a birth date: ``HISTORY_YEARS_MAX``).
 
