@@ -7,9 +7,10 @@ the canonical JSON of the event in memory, which ``audit verify`` recomputes fro
 takes each account's and loan's compact snapshot at its last version (``Snapshot.take``). Every value
 that makes the household *who* it is — ids (hex in stored state, dashed in canonical JSON), resident ids,
 names, account and loan numbers, the card, serials — is a *token*: the byte strings are cut at each
-token, so filling them in for another household of the shape is one ``bytes % tuple`` per string. Names and the birth date are matched with
-their JSON quotes; the others are long digit or hex strings no amount, date or code can contain (and
-no event date reaches back to a birth date: ``HISTORY_YEARS_MAX``).
+token, so filling them in for another household of the shape is one ``bytes % tuple`` per string.
+Names and the birth date are matched with their JSON quotes; the others are long digit or hex strings
+no amount, date or code can contain (and no event date reaches back to a birth date:
+``HISTORY_YEARS_MAX``).
 
 ``fill`` gives a household's rows with their per-aggregate audit links (the global chain is the
 writer's: it depends on positions). Serials are the only values shared between households: the
