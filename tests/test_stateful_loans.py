@@ -76,7 +76,7 @@ RESPONSES = (("00000", "成功"), ("00000", "成功"), ("E0001", "余额不足")
              ("E0004", "校验位错误"))
 LOANS_MAX = 5
 
-SQLITE_SETTINGS = settings(max_examples=30, stateful_step_count=50, deadline=None,
+SQLITE_SETTINGS = settings(max_examples=20, stateful_step_count=50, deadline=None,
                            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 POSTGRES_SETTINGS = settings(max_examples=4, stateful_step_count=30, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -124,14 +124,15 @@ def decision_state(ledger: Ledger, aggregate: Any, today: date) -> dict[str, Any
 
 # -- history read from the events (not decision state: the rewrite keeps it out of the aggregates) -----------
 def loan_payments(ledger: Ledger, loan_no: str) -> list[dict[str, Any]]:
-    """Each payment of a loan (allocation, value date, source, amount), and whether it was reversed."""
+    """Each payment of a loan (allocation, value date, source, amount, excess), and whether it was reversed."""
     payments: dict[int, dict[str, Any]] = {}
     for domain_event in ledger.events.get(Loan.create_id(loan_no)):
         name = type(domain_event).__name__
         if name == "PaymentReceived":
             number = domain_event.figures["number"]
             payments[number] = {"allocation": number, "on": domain_event.value_date, "source": domain_event.source,
-                                "amount": domain_event.op["amount"], "reversed": False}
+                                "amount": domain_event.op["amount"], "excess": domain_event.figures["excess"],
+                                "reversed": False}
         elif name == "PaymentReversed":
             payments[domain_event.allocation]["reversed"] = True
     return list(payments.values())
@@ -155,6 +156,7 @@ class SnapshottingLedger(Ledger):
     """The ledger under test, snapshotting every few events so that its loads start from a snapshot (the offset's
     run log gains an event a day: without snapshots each day's run replays all of them)."""
 
+    name = Ledger.name  # the same tables as the ledger it tests (eventsourcing names them after the application)
     snapshotting_intervals = {FundAccount: 3, Loan: 2, OffsetRunLog: 8}
 
 
@@ -363,7 +365,7 @@ class LoanMachine(RuleBasedStateMachine):
     # Every move of the clock runs the day's jobs at once, which catch up every date since the last run
     # (OFF-4). The run is never down while other commands are recorded: a catch-up over money credited after
     # a missed date fails today (see test_a_catch_up_offset_run_after_a_later_credit below).
-    @rule(days=st.integers(1, 40))
+    @rule(days=st.integers(1, 35))
     def advance(self, days: int) -> None:
         self.on(self.today + timedelta(days=days))
         self.run_the_days_jobs()
@@ -451,12 +453,16 @@ class LoanMachine(RuleBasedStateMachine):
 
     # -- card debits: BDC105 out, BDC108 or API back (OFF-3, BNK-4) ----------------------------------------------
     @precondition(lambda self: self.loans_in(ACTIVE, CLOSED))
-    @rule()
-    def export_card_debits(self) -> None:
+    @rule(answer_via=st.sampled_from((None, "BDC108", "api")),
+          responses=st.lists(st.sampled_from(RESPONSES), min_size=1, max_size=3))
+    def export_card_debits(self, answer_via: str | None, responses: list[tuple[str, str]]) -> None:
+        """The day's CREATED debits go to the bank in one batch; its answer comes now or later."""
         record = self.attempt("export debits", lambda: self.ledger.export_debits(BANK, self.today), expect_ok=True)
         if record["rows"] and not record["repeat"]:
             self.batches.append(record)
             event("export debits: a batch submitted")
+            if answer_via is not None:
+                self.answer_card_debits(len(self.batches) - 1, answer_via, 0, responses)
 
     @precondition(lambda self: self.batches)
     @rule(index=st.integers(0, 9), via=st.sampled_from(("BDC108", "api")), days_back=st.sampled_from((0, 0, 2)),
@@ -493,12 +499,16 @@ class LoanMachine(RuleBasedStateMachine):
     @rule(index=st.integers(0, 9), which=st.integers(0, 50), again=st.sampled_from((False, False, False, True)))
     def reverse_loan_payment(self, index: int, which: int, again: bool) -> None:
         """COR-3: reopen what a payment paid (a fund payer gets its money back); a second reversal of the same
-        payment is the first one's result again, saving nothing."""
+        payment is the first one's result again, saving nothing. A payment whose excess was since refunded or
+        applied is not reversed: today that takes suspense below zero (test_reversing_a_payment_whose_excess_...)."""
         loan_no = pick(self.loans_in(ACTIVE, CLOSED), index)
         candidates = [p for p in loan_payments(self.ledger, loan_no) if p["reversed"] == again]
         if not candidates:
             return
         payment = pick(candidates, which)
+        if not again and payment["excess"] > Money(self.ledger.loan_suspense(loan_no, self.today)["held"]):
+            event("reverse a loan payment: not tried, its excess left suspense (see the xfail test below)")
+            return
         head = self.ledger.recorder.max_notification_id()
         result = self.attempt(f"reverse a {payment['source']} payment{' again' if again else ''}",
                               lambda: self.ledger.reverse_loan_payment(loan_no, payment["allocation"], self.today,
@@ -646,8 +656,7 @@ class LoanMachine(RuleBasedStateMachine):
             type(self).snapshot_loads += 1
             event("invariant: an aggregate loaded from a snapshot")
         kind, number = label
-        days = sorted({self.today - timedelta(days=9), self.today - timedelta(days=35), LOAN_START,
-                       self.last_year_end()})
+        days = sorted({self.today - timedelta(days=9), self.today - timedelta(days=35), self.last_year_end()})
         for day in days:
             if kind == "account":
                 assert self.ledger.balance(number, day) == self.replay.balance(number, day), (label, day)
@@ -661,21 +670,25 @@ class LoanMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_books_balance_and_agree_with_the_subledgers(self) -> None:
+        """GL-3 balanced and GL-2 ok now and as of earlier value dates (one of them moves through the year
+        end and the first loan's disbursement); 2001 = Σ balances and 1101 = Σ outstanding principal as the
+        aggregates decide them."""
         states = self.decision_states()
         key = (self.ledger.recorder.max_notification_id(), self.today)
         if key == self.books_checked:
             return
-        trial = self.ledger.trial_balance()
-        assert trial.difference.is_zero, trial.as_dict()
+        self.books_checked = key
+        now = self.ledger.check_books()
+        assert now["ok"], now
         accounts = [s for s in states.values() if "balance" in s]
         loans = [s for s in states.values() if "balance" not in s]
-        assert trial.balance("2001") == Money.sum(s["balance"] for s in accounts)
-        assert trial.balance("1101") == Money.sum(s["status"]["outstanding_principal"] for s in loans
-                                                  if s["state"] == ACTIVE)
-        for as_of in (None, self.today - timedelta(days=3), self.today - timedelta(days=40)):
+        assert Money(now["checks"]["2001"]["ledger"]) == Money.sum(s["balance"] for s in accounts), now
+        assert Money(now["checks"]["1101"]["ledger"]) == Money.sum(
+            s["status"]["outstanding_principal"] for s in loans if s["state"] == ACTIVE), now
+        earlier = (self.today - timedelta(days=40), self.last_year_end(), LOAN_START)[self.counter % 3]
+        for as_of in (self.today - timedelta(days=3), earlier):
             checks = self.ledger.check_books(as_of)
             assert checks["ok"], checks
-        self.books_checked = key
 
     @invariant()
     def nothing_goes_negative_and_loans_are_as_the_commands_said(self) -> None:
@@ -794,3 +807,20 @@ def test_a_catch_up_offset_run_after_a_later_credit(sqlite_fund: Any) -> None:
     assert deducted["loans"] == 1
     assert fund.account(account_no).lowest_balance_from(date(2025, 2, 17)) >= ZERO
     fund.assert_books(date(2025, 2, 17), date(2025, 2, 20))
+
+
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
+    "COR-2/BNK-5: reversing a loan payment mirrors its excess out of suspense (Dr 2102) even when that excess "
+    "was already refunded (or applied): the loan's suspense and 2102 go to -100.00; such a reversal should be "
+    "refused, as the book refuses one whose penalty a late waiver refunded"))
+def test_reversing_a_payment_whose_excess_was_refunded(sqlite_fund: Any) -> None:
+    fund, ledger = sqlite_fund, sqlite_fund.ledger
+    _employer, _account_no, loan_no = _borrower_with_a_loan(fund)
+    fund.on(date(2025, 1, 20))
+    assert ledger.pay_loan(loan_no, "100.00", date(2025, 1, 20), "card", "C-1")["excess"] == "100.00"  # nothing due
+    ledger.refund_loan_suspense(loan_no, "100.00", date(2025, 1, 20), "R-1")
+    before = fund.fingerprint()
+    with pytest.raises(LedgerRuleError):
+        ledger.reverse_loan_payment(loan_no, 1, date(2025, 1, 20), "card payment returned")
+    assert fund.fingerprint() == before
+    assert ledger.loan_suspense(loan_no, date(2025, 1, 20))["held"] == "0.00"
