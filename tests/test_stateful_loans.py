@@ -589,14 +589,14 @@ class LoanMachine(RuleBasedStateMachine):
 
     # -- fund accounts: remittances, withdrawals, payouts, interest ----------------------------------------------
     @rule(months_back=st.sampled_from((0, 0, 0, 1)), kind=st.sampled_from(("remittance", "remittance", "back-payment")),
-          days_back=st.sampled_from((0, 0, 3)))
+          days_back=st.sampled_from((0, 0, 3, 20)))
     def remit(self, months_back: int, kind: str, days_back: int) -> None:
         first = self.today.replace(day=1)
         for _ in range(months_back):
             first = (first - timedelta(days=1)).replace(day=1)
         self.remit_all(f"{first:%Y-%m}", kind, self.today - timedelta(days=days_back))
 
-    @rule(role=st.sampled_from([p[0] for p in PEOPLE]), days_back=st.sampled_from((0, 0, 2)),
+    @rule(role=st.sampled_from([p[0] for p in PEOPLE]), days_back=st.sampled_from((0, 0, 2, 20)),
           amount=st.sampled_from(("100.00", "1500.00", "available", "available", "beyond")))
     def withdraw(self, role: str, days_back: int, amount: str) -> None:
         """WD: an 'other' withdrawal; taking what is available leaves the next offset to the card."""
