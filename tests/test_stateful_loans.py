@@ -569,7 +569,8 @@ class LoanMachine(RuleBasedStateMachine):
         """LN-8: a range from today on, or a late one reaching back over penalty already crystallised."""
         loan_no = pick(self.loans_in(ACTIVE), index)
         start_on = self.today - timedelta(days=start_days_back)
-        result = self.attempt(f"declare a {'late ' if start_days_back else ''}waiver", lambda: self.ledger.declare_waiver(
+        label = f"declare a {'late ' if start_days_back else ''}waiver"
+        result = self.attempt(label, lambda: self.ledger.declare_waiver(
             scope, start_on, start_on + timedelta(days=length_days), self.today,
             loan_no=loan_no if scope == "loan" else None, employer_code=self.employer if scope == "employer" else None))
         if result is not None and Money(result["penalty_refunded"]) > ZERO:
