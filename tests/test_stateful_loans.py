@@ -54,7 +54,8 @@ CENTRE_ACCOUNT = "3100000001"
 CENTRE_NAME = "某市住房公积金管理中心"
 FIRST_PERIOD = "2024-10"
 SETUP_PERIODS = ("2024-10", "2024-11", "2024-12", "2025-01", "2025-02", "2025-03")  # 6 before April (LN-1)
-LOAN_START = date(2025, 4, 10)  # the first loan is disbursed then: due on the 10th, 2025-05-10 is a Saturday
+LOAN_START = date(2025, 4, 10)  # the first loan is disbursed then: due on the 10th
+FIRST_DEDUCTION = date(2025, 5, 12)  # instalment 1 is due on Saturday 2025-05-10: deducted on Monday (LN-4)
 SETTLED_BEFORE = date(2024, 6, 30)  # the interest year before the accounts opened: nothing to settle
 # (role, birth date, male, base): bases low enough that withdrawals leave the offset short (card debits)
 PEOPLE = (
@@ -66,9 +67,9 @@ PEOPLE = (
 )
 COUPLES = (("A1", "A2"), ("B1", "B2"))
 CARD_HOLDERS = ("A1", "B1")  # C1 has no card: a short offset is NO_AVAILABLE_ACCOUNT for her loans
-APPLICANTS = ("A1", "A2", "B1", "C1")
+APPLICANTS = ("A1", "A2", "B1", "B1", "C1", "C1")  # A1 and A2 are refused while their loan is out (LN-1)
 PRINCIPALS = ("50000.00", "150000.00", "250000.00", "700000.00")
-TERMS = (60, 120, 240, 360)
+TERMS = (60, 120, 240, 240, 360)
 METHODS = ("equal-instalment", "equal-principal")
 PRICE = "1500000.00"
 PURCHASE = {"contract_number": "HT2025-1", "price": PRICE, "loan_amount": "250000.00", "contract_date": "2025-04-01"}
@@ -76,7 +77,7 @@ RESPONSES = (("00000", "成功"), ("00000", "成功"), ("E0001", "余额不足")
              ("E0004", "校验位错误"))
 LOANS_MAX = 5
 
-SQLITE_SETTINGS = settings(max_examples=20, stateful_step_count=50, deadline=None,
+SQLITE_SETTINGS = settings(max_examples=30, stateful_step_count=40, deadline=None,
                            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 POSTGRES_SETTINGS = settings(max_examples=6, stateful_step_count=40, deadline=None,
                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -205,6 +206,7 @@ class LoanMachine(RuleBasedStateMachine):
         self.batches: list[dict[str, Any]] = []  # exported debit batches awaiting the bank's answer
         self.settled_years: set[date] = {SETTLED_BEFORE}
         self.counter = 0
+        self.setting_up = False
         self.checked: dict[Any, tuple[tuple[int, date], dict[str, Any]]] = {}  # id -> ((version, today), state)
         self.books_checked: tuple[int, date] | None = None  # (log head, today) of the last books check
 
@@ -238,6 +240,11 @@ class LoanMachine(RuleBasedStateMachine):
     def last_year_end(self) -> date:
         return date(self.today.year if self.today.month >= 7 else self.today.year - 1, 6, 30)
 
+    def note(self, text: str) -> None:
+        """A hypothesis ``event`` for the statistics, except in the set-up every example shares."""
+        if not self.setting_up:
+            event(text)
+
     def attempt(self, label: str, command: Callable[[], Any], expect_ok: bool | None = None) -> Any | None:
         """Run a command; a refusal must be a domain error that saved nothing."""
         head = self.ledger.recorder.max_notification_id()
@@ -246,10 +253,10 @@ class LoanMachine(RuleBasedStateMachine):
         except REFUSALS as exc:
             assert self.ledger.recorder.max_notification_id() == head, f"{label}: a refused command saved: {exc}"
             assert expect_ok is not True, f"{label}: refused although it must pass: {exc!r}"
-            event(f"{label}: refused ({type(exc).__name__})")
+            self.note(f"{label}: refused ({type(exc).__name__})")
             return None
         assert expect_ok is not False, f"{label}: accepted although it must be refused: {result}"
-        event(f"{label}: accepted")
+        self.note(f"{label}: accepted")
         return result
 
     def remit_all(self, period: str, kind: str, value_date: date) -> None:
@@ -287,8 +294,11 @@ class LoanMachine(RuleBasedStateMachine):
     @initialize(method=st.sampled_from(METHODS), months=st.sampled_from((120, 240)))
     def centre_with_a_loan_in_repayment(self, method: str, months: int) -> None:
         """Five members credited 2024-10..2025-03; A1 borrows 250,000.00 on 2025-04-10 under a mandate signed by
-        both spouses, who withdrew most of their balances for the purchase (WD-1 01)."""
+        both spouses, who withdrew most of their balances for the purchase (WD-1 01), and pays 30.00 at the
+        counter before anything is due; the first deduction (2025-05-12) takes what the fund accounts hold and
+        leaves a card debit for the rest."""
         ledger = self.ledger
+        self.setting_up = True
         with ledger.audit_bulk_load():
             ledger.open_employer(self.employer, "状态机贷款单位", "6222000011112222", self.today, ratio="12",
                                  from_period=FIRST_PERIOD)
@@ -318,6 +328,15 @@ class LoanMachine(RuleBasedStateMachine):
             ledger.create_mandate(loan_no, LOAN_START, with_spouse=True)
             for role in ("A1", "A2"):
                 ledger.sign_mandate(loan_no, self.people[role].id_number, LOAN_START)
+            self.on(LOAN_START + timedelta(days=10))  # paid before anything is due: held in suspense (BNK-5)
+            ledger.pay_loan(loan_no, "30.00", self.today, "counter", f"P{self.next()}")
+        self.on(FIRST_DEDUCTION)
+        self.run_the_days_jobs()
+        deduction = self.ledger.run_offset(FIRST_DEDUCTION)["dates"]  # the day is done: nothing more to do
+        assert deduction == [] or deduction[0]["already_done"] == 1, deduction
+        assert self.ledger.debits(("CREATED",), bank=BANK), "the fund accounts fell short: a card debit waits"
+        self.remit_all("2025-04", "remittance", self.today)  # April paid: May applications are eligible (LN-1)
+        self.setting_up = False
 
     # -- loans: application, approval, disbursement, mandates ---------------------------------------------------
     @precondition(lambda self: len(self.loans) < LOANS_MAX)
@@ -369,10 +388,14 @@ class LoanMachine(RuleBasedStateMachine):
     # Every move of the clock runs the day's jobs at once, which catch up every date since the last run
     # (OFF-4). The run is never down while other commands are recorded: a catch-up over money credited after
     # a missed date fails today (see test_a_catch_up_offset_run_after_a_later_credit below).
-    @rule(days=st.integers(1, 35))
-    def advance(self, days: int) -> None:
+    @rule(days=st.integers(1, 35), employer_pays=st.sampled_from((True, True, False)))
+    def advance(self, days: int, employer_pays: bool) -> None:
+        """Days pass; the employer remits each month it enters (or not: a gap in the periods, LN-1)."""
+        months = {f"{self.today + timedelta(days=n):%Y-%m}" for n in range(1, days + 1)} - {f"{self.today:%Y-%m}"}
         self.on(self.today + timedelta(days=days))
         self.run_the_days_jobs()
+        for period in sorted(months) if employer_pays else ():
+            self.remit_all(period, "remittance", self.today)
 
     @precondition(lambda self: self.loans_in(ACTIVE))
     @rule(index=st.integers(0, 9), extra_days=st.sampled_from((0, 0, 1, 3, 12)))
@@ -391,17 +414,17 @@ class LoanMachine(RuleBasedStateMachine):
         report = self.attempt("run offset", lambda: self.ledger.run_offset(self.today), expect_ok=True)
         for day in report["dates"]:
             for reason in day["skipped"]:
-                event(f"offset: skipped {reason}")
-            if day["deducted"]:
-                event("offset: deducted from the fund accounts")
+                self.note(f"offset: skipped {reason}")
+            if Money(day["from_borrower_funds"]) + Money(day["from_spouse_funds"]) > ZERO:
+                self.note("offset: deducted from the fund accounts")
             if day["debits_created"]:
-                event("offset: a card debit created")
+                self.note("offset: a card debit created")
             if day["debits_cancelled"]:
-                event("offset: a card debit cancelled into a new amount")
+                self.note("offset: a card debit cancelled into a new amount")
         self.attempt("daily loan update", lambda: self.ledger.daily_loan_update(self.today), expect_ok=True)
         retried = self.attempt("retry debits", lambda: self.ledger.retry_debits(self.today), expect_ok=True)
         if retried["retried"]:
-            event("retry debits: retried")
+            self.note("retry debits: retried")
 
     # -- money in: card, counter, bank API (LN-5, BNK-2, BNK-5) ---------------------------------------------
     @precondition(lambda self: self.loans_in(ACTIVE))
@@ -430,7 +453,7 @@ class LoanMachine(RuleBasedStateMachine):
         if result is not None:
             assert Money(result["excess"]) == (amount - due).max(ZERO), (result, amount, due)
             if Money(result["excess"]) > ZERO:
-                event("pay loan: excess held in suspense")
+                self.note("pay loan: excess held in suspense")
 
     @precondition(lambda self: self.api_postings)
     @rule(index=st.integers(0, 20), same=st.booleans())
@@ -449,12 +472,12 @@ class LoanMachine(RuleBasedStateMachine):
                 self.ledger.policy.at(self.today).time.value_date_backdate_days_max
             assert isinstance(exc, ValueDateError if too_old else IdempotencyConflictError), exc
             assert not same or too_old, exc
-            event(f"repeat bank posting: refused ({'too old' if too_old else 'other content'})")
+            self.note(f"repeat bank posting: refused ({'too old' if too_old else 'other content'})")
             return
         assert same, result
         assert result == {**posting.result, "repeat": True}, (result, posting.result)
         assert self.ledger.recorder.max_notification_id() == head
-        event("repeat bank posting: no-op")
+        self.note("repeat bank posting: no-op")
 
     # -- card debits: BDC105 out, BDC108 or API back (OFF-3, BNK-4) ----------------------------------------------
     @precondition(lambda self: self.loans_in(ACTIVE, CLOSED))
@@ -465,7 +488,7 @@ class LoanMachine(RuleBasedStateMachine):
         record = self.attempt("export debits", lambda: self.ledger.export_debits(BANK, self.today), expect_ok=True)
         if record["rows"] and not record["repeat"]:
             self.batches.append(record)
-            event("export debits: a batch submitted")
+            self.note("export debits: a batch submitted")
             if answer_via is not None:
                 self.answer_card_debits(len(self.batches) - 1, answer_via, 0, responses)
 
@@ -481,7 +504,7 @@ class LoanMachine(RuleBasedStateMachine):
             report = self.ledger.import_debit_results(self.result_file(record, answers, host_on))
             for line in report["lines"]:
                 assert line["status"] in ("applied", "suspense"), line
-                event(f"BDC108 line: {line['status']}")
+                self.note(f"BDC108 line: {line['status']}")
             return
         for row in record["rows"]:
             code, message = answers[row["sequence"]]
@@ -512,7 +535,7 @@ class LoanMachine(RuleBasedStateMachine):
             return
         payment = pick(candidates, which)
         if not again and payment["excess"] > Money(self.ledger.loan_suspense(loan_no, self.today)["held"]):
-            event("reverse a loan payment: not tried, its excess left suspense (see the xfail test below)")
+            self.note("reverse a loan payment: not tried, its excess left suspense (see the xfail test below)")
             return
         head = self.ledger.recorder.max_notification_id()
         result = self.attempt(f"reverse a {payment['source']} payment{' again' if again else ''}",
@@ -521,7 +544,7 @@ class LoanMachine(RuleBasedStateMachine):
         if result is not None and again:
             assert result.get("repeat") is True and self.ledger.recorder.max_notification_id() == head, result
         if result is not None and Money(result.get("interest_adjustment", "0.00")) != ZERO:
-            event("reverse a loan payment: interest adjusted for a settled year")
+            self.note("reverse a loan payment: interest adjusted for a settled year")
 
     @rule(role=st.sampled_from([p[0] for p in PEOPLE]), which=st.integers(0, 50))
     def reverse_fund_posting(self, role: str, which: int) -> None:
@@ -534,7 +557,7 @@ class LoanMachine(RuleBasedStateMachine):
         result = self.attempt(f"reverse a {posting['kind']}", lambda: self.ledger.reverse(
             account_no, posting["posting_id"], self.today, "状态机冲正"))
         if result is not None and Money(result["interest_adjustment"]) != ZERO:
-            event("reverse a fund posting: interest adjusted for a settled year")
+            self.note("reverse a fund posting: interest adjusted for a settled year")
 
     # -- prepayment, payoff, waivers, suspense (LN-6, LN-8, BNK-5) -----------------------------------------------
     @precondition(lambda self: self.loans_in(ACTIVE))
@@ -574,15 +597,20 @@ class LoanMachine(RuleBasedStateMachine):
             scope, start_on, start_on + timedelta(days=length_days), self.today,
             loan_no=loan_no if scope == "loan" else None, employer_code=self.employer if scope == "employer" else None))
         if result is not None and Money(result["penalty_refunded"]) > ZERO:
-            event("late waiver: penalty refunded")
+            self.note("late waiver: penalty refunded")
 
     @precondition(lambda self: self.loans_in(ACTIVE, CLOSED))
     @rule(index=st.integers(0, 9), action=st.sampled_from(("apply", "refund")),
-          portion=st.sampled_from(("all", "half", "more")))
+          portion=st.sampled_from(("up to the amount due", "all", "half", "more")))
     def loan_suspense(self, index: int, action: str, portion: str) -> None:
-        loan_no = pick(self.loans_in(ACTIVE, CLOSED), index)
-        held = Money(self.ledger.loan_suspense(loan_no, self.today)["held"])
-        amount = {"all": held, "half": held.times(Decimal("0.5")), "more": held + Money("1.00")}[portion]
+        """BNK-5: money a loan holds in suspense applied to its amount due, or paid back to the borrower; never
+        more than it holds. A loan that holds some is chosen when there is one."""
+        loans = self.loans_in(ACTIVE, CLOSED)
+        held_by = {loan_no: Money(self.ledger.loan_suspense(loan_no, self.today)["held"]) for loan_no in loans}
+        loan_no = pick([n for n in loans if held_by[n] > ZERO] or loans, index)
+        held = held_by[loan_no]
+        amount = {"up to the amount due": held.min(self.amount_due(loan_no, self.today)), "all": held,
+                  "half": held.times(Decimal("0.5")), "more": held + Money("1.00")}[portion]
         amount = amount if amount > ZERO else Money("1.00")
         command = self.ledger.apply_loan_suspense if action == "apply" else self.ledger.refund_loan_suspense
         self.attempt(f"{action} loan suspense", lambda: command(loan_no, str(amount), self.today, f"SU{self.next()}"),
@@ -663,7 +691,7 @@ class LoanMachine(RuleBasedStateMachine):
         assert batch == live, (label, batch, live)  # the batch paths' loader (ledger.bulk) reads the same
         if list(self.ledger.snapshots.get(aggregate_id, desc=True, limit=1)):
             type(self).snapshot_loads += 1
-            event("invariant: an aggregate loaded from a snapshot")
+            self.note("invariant: an aggregate loaded from a snapshot")
         kind, number = label
         days = sorted({self.today - timedelta(days=9), self.today - timedelta(days=35), self.last_year_end()})
         for day in days:
