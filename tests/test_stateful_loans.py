@@ -343,15 +343,22 @@ class LoanMachine(RuleBasedStateMachine):
     # -- loans: application, approval, disbursement, mandates ---------------------------------------------------
     @precondition(lambda self: len(self.loans) < LOANS_MAX)
     @rule(role=st.sampled_from(APPLICANTS), principal=st.sampled_from(PRINCIPALS), months=st.sampled_from(TERMS),
-          method=st.sampled_from(METHODS), income=st.sampled_from(("20000.00", "20000.00", "2500.00")))
-    def apply_for_loan(self, role: str, principal: str, months: int, method: str, income: str) -> None:
-        self.apply(role, principal, months, method, income)
+          method=st.sampled_from(METHODS), income=st.sampled_from(("20000.00", "20000.00", "2500.00")),
+          then=st.sampled_from(("approve+disburse", "approve+disburse", "approve", "reject", None)))
+    def apply_for_loan(self, role: str, principal: str, months: int, method: str, income: str,
+                       then: str | None) -> None:
+        """LN-1; an accepted application may be decided at once (or later, by ``approve_and_disburse``)."""
+        loan_no = self.apply(role, principal, months, method, income)
+        if loan_no is not None and then is not None:
+            self.decide(loan_no, then)
 
     @precondition(lambda self: self.loans_in(APPLIED, APPROVED))
     @rule(index=st.integers(0, 9),
           action=st.sampled_from(("approve+disburse", "approve+disburse", "approve", "disburse", "reject")))
     def approve_and_disburse(self, index: int, action: str) -> None:
-        loan_no = pick(self.loans_in(APPLIED, APPROVED), index)
+        self.decide(pick(self.loans_in(APPLIED, APPROVED), index), action)
+
+    def decide(self, loan_no: str, action: str) -> None:
         if action == "reject":
             if self.attempt("reject", lambda: self.ledger.reject_loan(loan_no, self.today, "状态机")):
                 self.loans[loan_no] = REJECTED
@@ -392,12 +399,7 @@ class LoanMachine(RuleBasedStateMachine):
     # a missed date fails today (see test_a_catch_up_offset_run_after_a_later_credit below).
     @rule(days=st.integers(1, 35), employer_pays=st.sampled_from((True, True, False)))
     def advance(self, days: int, employer_pays: bool) -> None:
-        """Days pass; the employer remits each month it enters (or not: a gap in the periods, LN-1)."""
-        months = {f"{self.today + timedelta(days=n):%Y-%m}" for n in range(1, days + 1)} - {f"{self.today:%Y-%m}"}
-        self.on(self.today + timedelta(days=days))
-        self.run_the_days_jobs()
-        for period in sorted(months) if employer_pays else ():
-            self.remit_all(period, "remittance", self.today)
+        self.move_clock_to(self.today + timedelta(days=days), employer_pays)
 
     @precondition(lambda self: self.loans_in(ACTIVE))
     @rule(index=st.integers(0, 9), extra_days=st.sampled_from((0, 0, 1, 3, 12)))
@@ -406,8 +408,17 @@ class LoanMachine(RuleBasedStateMachine):
         loan_no = pick(self.loans_in(ACTIVE), index)
         due_on = self.ledger.loan_status(loan_no, self.today)["next_due_on"]
         if due_on is not None:
-            self.on(date.fromisoformat(due_on) + timedelta(days=extra_days))
+            self.move_clock_to(date.fromisoformat(due_on) + timedelta(days=extra_days), employer_pays=True)
+
+    def move_clock_to(self, day: date, employer_pays: bool) -> None:
+        """Days pass; the day's jobs run; the employer remits for each month the clock enters (or not: a gap in
+        the periods, LN-1)."""
+        months = {f"{self.today + timedelta(days=n):%Y-%m}" for n in range(1, (day - self.today).days + 1)}
+        months.discard(f"{self.today:%Y-%m}")
+        self.on(day)
         self.run_the_days_jobs()
+        for period in sorted(months) if employer_pays else ():
+            self.remit_all(period, "remittance", self.today)
 
     @rule()
     def run_the_days_jobs(self) -> None:
@@ -709,9 +720,9 @@ class LoanMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_books_balance_and_agree_with_the_subledgers(self) -> None:
-        """GL-3 balanced and GL-2 ok now and as of earlier value dates (one of them moves through the year
-        end and the first loan's disbursement); 2001 = Σ balances and 1101 = Σ outstanding principal as the
-        aggregates decide them."""
+        """GL-3 balanced and GL-2 ok now and as of an earlier value date (3 or 40 days back, the last year end
+        or the first deduction, in turn); 2001 = Σ balances and 1101 = Σ outstanding principal as the aggregates
+        decide them."""
         states = self.decision_states()
         key = (self.ledger.recorder.max_notification_id(), self.today)
         if key == self.books_checked:
@@ -724,10 +735,10 @@ class LoanMachine(RuleBasedStateMachine):
         assert Money(now["checks"]["2001"]["ledger"]) == Money.sum(s["balance"] for s in accounts), now
         assert Money(now["checks"]["1101"]["ledger"]) == Money.sum(
             s["status"]["outstanding_principal"] for s in loans if s["state"] == ACTIVE), now
-        earlier = (self.today - timedelta(days=40), self.last_year_end(), LOAN_START)[self.counter % 3]
-        for as_of in (self.today - timedelta(days=3), earlier):
-            checks = self.ledger.check_books(as_of)
-            assert checks["ok"], checks
+        earlier = (self.today - timedelta(days=3), self.today - timedelta(days=40), self.last_year_end(),
+                   FIRST_DEDUCTION)[self.counter % 4]
+        checks = self.ledger.check_books(earlier)
+        assert checks["ok"], checks
 
     @invariant()
     def nothing_goes_negative_and_loans_are_as_the_commands_said(self) -> None:
