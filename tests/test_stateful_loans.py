@@ -11,13 +11,16 @@ answer them by a BDC108 file or the API (collected, or failed by the borrower, t
 loan payments (COR-3) and fund postings (COR-1..3); declare waivers (LN-8), late ones too; apply and refund
 loan suspense (BNK-5); remit, withdraw, answer payouts and settle interest at the year end (INT-1).
 
-A refused command must be a domain error (``LedgerRuleError``, ``MoneyError``) that saved nothing. After every
-step: the trial balance balances, ``check_books()`` (GL-2) is ok now and as of earlier value dates, 2001 = Σ
-balances, 1101 = Σ outstanding principal, no balance or loan figure is negative, and every fund account and loan
-as the ledger under test loads it (from a snapshot: here it snapshots every few events) has the same
-:func:`decision_state` as the same aggregate replayed from its events alone by a second ledger with snapshots
-off, which also answers the as-of queries (balances, loan status) the same. Issue 14 changes what the
-aggregates keep; :func:`decision_state` is the one place that knows how to ask them.
+A refused command must be a domain error (``LedgerRuleError``, ``MoneyError``, ``NotFoundError``) that saved
+nothing. After every step: the trial balance balances, ``check_books()`` (GL-2) is ok now and as of an earlier
+value date, 2001 = Σ balances, 1101 = Σ outstanding principal, no balance or loan figure is negative, and every
+fund account and loan as the ledger under test loads it (from a snapshot: here it snapshots every few events)
+has the same :func:`decision_state` as the same aggregate replayed from its events alone by a second ledger with
+snapshots off, which also answers the as-of queries (balances, loan status) the same. Issue 14 changes what
+the aggregates keep; :func:`decision_state` is the one place that knows how to ask them.
+
+Three paths are kept out of the machine's reach because they fail on today's code; each is a strict xfail
+regression test at the end of this file.
 """
 
 from __future__ import annotations
@@ -42,14 +45,16 @@ from ledger.aggregates.fund_account import FundAccount
 from ledger.aggregates.loan import ACTIVE, APPLIED, APPROVED, BANK_SOURCES, CLOSED, REJECTED, Loan
 from ledger.aggregates.offset import OffsetRunLog
 from ledger.app import Ledger
-from ledger.application import CHINA_TZ, FixedClock
+from ledger.application import CHINA_TZ, FixedClock, NotFoundError
 from ledger.money import ZERO, Money, MoneyError
 from ledger.sampledata import card_number, credit_code, resident_id
 from ledger.services.accounts import share
 from ledger.services.contributions import RemittanceLine
 from ledger.storage import drop_postgres_schema, parse_database_url
 
-REFUSALS = (LedgerRuleError, MoneyError)
+# Domain refusals: a broken rule, a bad amount, or something the user named that does not exist (NotFoundError:
+# the HTTP API's 404, e.g. cancelling the mandate of a loan that never had one).
+REFUSALS = (LedgerRuleError, MoneyError, NotFoundError)
 BANK = "ICBC"
 CENTRE_ACCOUNT = "3100000001"
 CENTRE_NAME = "某市住房公积金管理中心"
