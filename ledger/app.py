@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ledger.aggregates.fund_account import FundAccount
 from ledger.aggregates.loan import Loan
+from ledger.aggregates.offset import OffsetRunLog
 from ledger.application import LedgerBase
 from ledger.audit import AnchoredApplicationMixin
 from ledger.services.accounts import AccountCommands
@@ -26,13 +27,15 @@ from ledger.services.withdrawals import WithdrawalCommands
 # measured on the offset day (docs/performance.md), 6 and 3 cost the least CPU.
 SNAPSHOT_INTERVAL_EVENTS = 6
 LOAN_SNAPSHOT_INTERVAL_EVENTS = 3
+RUN_LOG_SNAPSHOT_INTERVAL_EVENTS = 20  # a job's run log gains an event a day; its state is bounded
 
 
 class Ledger(AnchoredApplicationMixin, AccountCommands, ContributionCommands, WithdrawalCommands, LoanCommands,
              OffsetCommands, DebitCommands, BankingCommands, BookCommands, LedgerBase):
     """The book of record of one fund centre; every committed save extends the audit chain (AUD-1)."""
 
-    snapshotting_intervals = {FundAccount: SNAPSHOT_INTERVAL_EVENTS, Loan: LOAN_SNAPSHOT_INTERVAL_EVENTS}
+    snapshotting_intervals = {FundAccount: SNAPSHOT_INTERVAL_EVENTS, Loan: LOAN_SNAPSHOT_INTERVAL_EVENTS,
+                              OffsetRunLog: RUN_LOG_SNAPSHOT_INTERVAL_EVENTS}
 
     def before_save(self, aggregates) -> None:  # type: ignore[no-untyped-def]
         self.adjust_backdated_interest(aggregates)

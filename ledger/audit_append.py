@@ -236,7 +236,8 @@ class ChainAppender:
         rows, older = [], []
         for snapshot in snapshots:
             key = str(snapshot.originator_id)
-            state = sealed_state(app.snapshot_key, key, snapshot.originator_version, links[key], snapshot.state)
+            text = snapshot.state if "z" in snapshot.state else {"z": generic_text(app, snapshot.state)}
+            state = sealed_state(app.snapshot_key, key, snapshot.originator_version, links[key], text)
             stored = app.mapper.to_stored_event(type(snapshot)(
                 originator_id=snapshot.originator_id, originator_version=snapshot.originator_version,
                 timestamp=snapshot.timestamp, topic=snapshot.topic, state=state))
@@ -319,6 +320,12 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             return [row[self.pg_function_name_insert_events] for row in cursor.fetchall()]
         cursor.execute(self.insert_events_statement, (rows,))  # INSERT … SELECT FROM unnest … RETURNING
         return [row["notification_id"] for row in cursor.fetchall()]
+
+
+def generic_text(app: Any, state: dict[str, Any]) -> str:
+    """A generic snapshot's state (``vars`` of the aggregate) as JSON text, through the application's
+    transcoder (typed values tagged): what ``SealCheckingMapper`` decodes back after checking the seal."""
+    return app.mapper.transcoder.encode(state).decode("utf-8")
 
 
 def check_records(mapper: Any, stored: Sequence[StoredEvent], records: Sequence[EventRecord]) -> None:

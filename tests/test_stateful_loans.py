@@ -19,8 +19,9 @@ has the same :func:`decision_state` as the same aggregate replayed from its even
 snapshots off, which also answers the as-of queries (balances, loan status) the same. Issue 14 changes what
 the aggregates keep; :func:`decision_state` is the one place that knows how to ask them.
 
-Three paths are kept out of the machine's reach because they fail on today's code; each is a strict xfail
-regression test at the end of this file.
+Three bugs the machine found (a catch-up run stuck after a later credit, a reversal taking suspense below
+zero, the status of a loan paid off before its first due date) are fixed; each keeps a regression test at the
+end of this file, and the machine now walks those paths too.
 """
 
 from __future__ import annotations
@@ -95,22 +96,29 @@ POSTGRES_SETTINGS = settings(max_examples=5, stateful_step_count=35, deadline=No
 def decision_state(ledger: Ledger, aggregate: Any, today: date) -> dict[str, Any]:
     """What the rules decide on for one fund account or loan on ``today``, asked through its behaviour.
 
-    Whatever an aggregate keeps (today its whole history, after issue 14 a bounded window), the one the
-    ledger loads from a snapshot must answer these exactly as the one replayed from its events alone.
-    ``ledger`` answers the interest an account has earned since its last settlement (INT-1/INT-2)."""
+    An aggregate keeps a bounded window (issue 14, ADR 0017); a question it cannot answer from it raises
+    ``HistoryRequired`` and is asked of the aggregate replayed whole (``ledger.as_of``), as the ledger's own
+    commands do. The one the ledger loads from a snapshot must answer these exactly as the one replayed from
+    its events alone. ``ledger`` answers the interest an account has earned since its last settlement."""
+    def ask(question: Any) -> Any:
+        return ledger.as_of(aggregate, question)
+
     if isinstance(aggregate, FundAccount):
         account, policy = aggregate, ledger.policy.at(today)
+        periods = [f"{(today.replace(day=1) - timedelta(days=28 * k)):%Y-%m}" for k in range(1, 7)]
         return {
             "version": account.version, "state": account.state, "balance": account.balance,
             "frozen": account.frozen_sum, "available": account.available(policy.account.retained_balance_min),
             "agreement": account.agreement, "base": account.base_for(f"{today:%Y-%m}"),
-            "lowest_balance": account.lowest_balance_from(account.opened_on),  # ACC-3 under MNY-4
-            "credited": {period: dict(kinds) for period, kinds in account.credited.items() if kinds},  # CON-2
+            "lowest_balance": ask(lambda a: a.lowest_balance_from(a.opened_on)),  # ACC-3 under MNY-4
+            "credited": {p: dict(ask(lambda a, p=p: a.credited_kinds(p))) for p in periods},  # CON-2, LN-1
             "last_settled_end": account.last_settled_end(),
-            "interest_since_settled": ledger.interest_to(account, today, policy).interest,
-            "withdrawn": {kind: (Money.sum(w["amount"] for w in account.withdrawals if w["kind"] == kind),
-                                 max(w["value_date"] for w in account.withdrawals if w["kind"] == kind))
-                          for kind in {w["kind"] for w in account.withdrawals}},  # WD-1 next allowed, WD-2 caps
+            "interest_since_settled": ask(lambda a: ledger.interest_to(a, today, policy).interest),
+            "last_withdrawn": dict(account.last_withdrawn_on),  # WD-1 next allowed
+            "withdrawn_this_year": {kind: Money.sum(w["amount"] for w in rows if w["kind"] == kind)  # WD-2 caps
+                                    for rows in [ask(lambda a: a.withdrawals_since(date(today.year, 1, 1)))]
+                                    for kind in {w["kind"] for w in rows}},
+            "offset_this_year": account.offset_debits_in(today.year),
         }
     assert isinstance(aggregate, Loan), aggregate
     loan = aggregate
@@ -127,10 +135,13 @@ def decision_state(ledger: Ledger, aggregate: Any, today: date) -> dict[str, Any
         "payoff": asdict(book.payoff_quote(on)) if loan.state == ACTIVE else None,  # LN-6
         "next_due": (upcoming.due_on, upcoming.instalment.payment) if upcoming else None,
         "instalments": book.instalment_count, "annual_rate": book.last_rate,
-        "accrued": dict(loan.accrued),  # instalments whose interest is recognised (Dr 1102 / Cr 4001)
-        "suspense": loan.suspense_held(today),  # BNK-5
-        "repaid_regularly": any(p["source"] in BANK_SOURCES and not p["reversed"] for p in loan.payments),  # OFF-1
-        "subledger": loan.subledger_as_of(today),  # GL-2 figures
+        # instalments whose interest is recognised (Dr 1102 / Cr 4001): the last, and the due ones still not
+        "accrued_through": max((int(n) for n in loan.accrued), default=book.pruned.count),
+        "unrecognised_due": [a.number for a in book.accounts_through(on)
+                             if str(a.number) not in loan.accrued and not a.instalment.interest.is_zero],
+        "suspense": ask(lambda a: a.suspense_held(today)),  # BNK-5
+        "repaid_regularly": loan.repaid_regularly_before(date.max),  # OFF-1
+        "subledger": ask(lambda a: a.subledger_as_of(today)),  # GL-2 figures
     })
     return state
 
@@ -273,7 +284,7 @@ class LoanMachine(RuleBasedStateMachine):
         rounding = self.ledger.policy.at(date(int(period[:4]), int(period[5:]), 1)).contribution.share_rounding
         lines = []
         for number, person in enumerate(self.people.values(), start=1):
-            base = self.ledger.account(person.account_no).base_for(period)
+            base = self.ledger.as_of(self.ledger.account(person.account_no), lambda a: a.base_for(period))
             if base is not None and ratios is not None:
                 lines.append(RemittanceLine(number, person.account_no, base, share(base, ratios[0], rounding),
                                             share(base, ratios[1], rounding)))
@@ -401,8 +412,7 @@ class LoanMachine(RuleBasedStateMachine):
 
     # -- time and the daily jobs -----------------------------------------------------------------------------
     # Every move of the clock runs the day's jobs at once, which catch up every date since the last run
-    # (OFF-4). The run is never down while other commands are recorded: a catch-up over money credited after
-    # a missed date fails today (see test_a_catch_up_offset_run_after_a_later_credit below).
+    # (OFF-4); a catch-up over money credited after a missed date is its own regression test below.
     @precondition(lambda self: self.today < HORIZON)
     @rule(days=st.integers(1, 35), employer_pays=st.sampled_from((True, True, False)))
     def advance(self, days: int, employer_pays: bool) -> None:
@@ -549,15 +559,14 @@ class LoanMachine(RuleBasedStateMachine):
     def reverse_loan_payment(self, index: int, which: int, again: bool) -> None:
         """COR-3: reopen what a payment paid (a fund payer gets its money back); a second reversal of the same
         payment is the first one's result again, saving nothing. A payment whose excess was since refunded or
-        applied is not reversed: today that takes suspense below zero (test_reversing_a_payment_whose_excess_...)."""
+        applied is refused (COR-2: suspense would go below zero) and saves nothing."""
         loan_no = pick(self.loans_in(ACTIVE, CLOSED), index)
         candidates = [p for p in loan_payments(self.ledger, loan_no) if p["reversed"] == again]
         if not candidates:
             return
         payment = pick(candidates, which)
         if not again and payment["excess"] > Money(self.ledger.loan_suspense(loan_no, self.today)["held"]):
-            self.note("reverse a loan payment: not tried, its excess left suspense (see the xfail test below)")
-            return
+            self.note("reverse a loan payment whose excess left suspense: refused")
         head = self.ledger.recorder.max_notification_id()
         result = self.attempt(f"reverse a {payment['source']} payment{' again' if again else ''}",
                               lambda: self.ledger.reverse_loan_payment(loan_no, payment["allocation"], self.today,
@@ -598,11 +607,8 @@ class LoanMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.loans_in(ACTIVE))
     @rule(index=st.integers(0, 9))
     def pay_off(self, index: int) -> None:
-        """结清 (LN-6), once an instalment has fallen due: before that, ``loan_status`` of the closed loan fails
-        (see the xfail test at the end of this file)."""
+        """结清 (LN-6), also before the first instalment falls due."""
         loan_no = pick(self.loans_in(ACTIVE), index)
-        if self.ledger.loan_status(loan_no, self.today)["instalments_due"] == 0:
-            return
         if self.attempt("pay off", lambda: self.ledger.pay_off_loan(loan_no, self.today, f"PO{self.next()}")):
             self.loans[loan_no] = CLOSED
 
@@ -769,7 +775,7 @@ class LoanMachine(RuleBasedStateMachine):
         """COR-3 / MNY-4: after reversals and postings dated into a settled year, the settlement plus every
         interest adjustment equals the year recomputed from today's movements (nothing owed either way)."""
         for person in self.people.values():
-            account = self.ledger.account(person.account_no)
+            account = self.ledger.account_whole(person.account_no)  # every settled year (ADR 0017)
             owed = self.ledger._interest_adjustment(account, "", {"value_date": date.min}, without=False)
             assert owed.is_zero, (person.account_no, owed)
 
@@ -814,7 +820,7 @@ def test_random_loan_histories_keep_the_books_and_replay_on_postgresql(
     run_machine(PostgresLoanMachine, request)
 
 
-# -- bugs the machine found on today's code (kept out of its reach above; strict xfail until fixed) -----------
+# -- bugs the machine found (fixed; regression tests) ---------------------------------------------------------
 def _borrower_with_a_loan(fund: Any) -> tuple[str, str, str]:
     """One member credited 2024-06..2024-12 at base 30,000.00 (50,400.00), a 500,000.00 / 360 months loan
     disbursed 2025-01-15 (instalment 1 of 2,067.79 due Saturday 2025-02-15, deducted Monday 02-17)."""
@@ -832,9 +838,6 @@ def _borrower_with_a_loan(fund: Any) -> tuple[str, str, str]:
     return employer, account_no, loan_no
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-    "LoanBook.last_rate indexes head[-1]; a loan paid off before its first due date has no instalment built "
-    "and no tail, so loan_status (and GET /v1/loans/{loan_no}) raises IndexError"))
 def test_the_status_of_a_loan_paid_off_before_its_first_due_date(sqlite_fund: Any) -> None:
     _employer, _account_no, loan_no = _borrower_with_a_loan(sqlite_fund)
     paid_off = sqlite_fund.ledger.pay_off_loan(loan_no, date(2025, 1, 15), "po-1")
@@ -843,11 +846,6 @@ def test_the_status_of_a_loan_paid_off_before_its_first_due_date(sqlite_fund: An
     assert (status["state"], status["outstanding_principal"], status["amount_due"]) == (CLOSED, "0.00", "0.00")
 
 
-@pytest.mark.xfail(strict=True, raises=InsufficientBalanceError, reason=(
-    "OFF-2/OFF-4 with MNY-4: a catch-up run sizes a past date's deduction by the payer's available balance "
-    "today, but debits it value-dated that date; money credited after that date makes the debit exceed the "
-    "balance then (ACC-3), the run stops with InsufficientBalanceError after committing the earlier dates, and "
-    "every later run stops at the same date"))
 def test_a_catch_up_offset_run_after_a_later_credit(sqlite_fund: Any) -> None:
     fund, ledger = sqlite_fund, sqlite_fund.ledger
     employer, account_no, loan_no = _borrower_with_a_loan(fund)
@@ -867,10 +865,6 @@ def test_a_catch_up_offset_run_after_a_later_credit(sqlite_fund: Any) -> None:
     fund.assert_books(date(2025, 2, 17), date(2025, 2, 20))
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "COR-2/BNK-5: reversing a loan payment mirrors its excess out of suspense (Dr 2102) even when that excess "
-    "was already refunded (or applied): the loan's suspense and 2102 go to -100.00; such a reversal should be "
-    "refused, as the book refuses one whose penalty a late waiver refunded"))
 def test_reversing_a_payment_whose_excess_was_refunded(sqlite_fund: Any) -> None:
     fund, ledger = sqlite_fund, sqlite_fund.ledger
     _employer, _account_no, loan_no = _borrower_with_a_loan(fund)

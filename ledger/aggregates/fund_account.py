@@ -106,6 +106,8 @@ class FundAccount(LedgerAggregate):
     class Snapshot(LedgerAggregate.Snapshot):
         """A compact snapshot: the decision state, encoded by ``ledger.aggregates.fund_compact``."""
 
+        compact = True  # its state is the decision state's JSON text (the mapper leaves it as it is)
+
         @classmethod
         def take(cls, aggregate: "FundAccount") -> "FundAccount.Snapshot":  # type: ignore[override]
             from ledger.aggregates.fund_compact import encode

@@ -136,6 +136,8 @@ class Loan(LedgerAggregate):
     class Snapshot(LedgerAggregate.Snapshot):
         """A compact snapshot: the decision state, encoded by ``ledger.aggregates.loan_compact``."""
 
+        compact = True  # its state is the decision state's JSON text (the mapper leaves it as it is)
+
         @classmethod
         def take(cls, aggregate: "Loan") -> "Loan.Snapshot":  # type: ignore[override]
             from ledger.aggregates.loan_compact import encode
