@@ -36,18 +36,15 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eventsourcing.domain import event  # noqa: E402
-
-from ledger.aggregates.base import LedgerAggregate, recording  # noqa: E402
+from benchmarks.common import emit, load_average, raw_append_rates, rss_mib  # noqa: E402
 from ledger.app import Ledger  # noqa: E402
 from ledger.application import CHINA_TZ, FixedClock  # noqa: E402
-from ledger.money import Money  # noqa: E402
 from ledger.storage import drop_postgres_schema, parse_database_url  # noqa: E402
 
 from benchmarks.seed_household import RUN_DAY, SeedPlan  # noqa: E402
 from benchmarks.seed_store import SHAPES_DEFAULT, seed_store  # noqa: E402
 
-RAW_BATCH_SIZE = 1000
+SNAPSHOT_SAMPLE = 200  # accounts and loans whose stored snapshot sizes are measured
 
 
 def seed(ledger: Ledger, loans: int, run_day: date = RUN_DAY, history_years: int = 10,
@@ -76,34 +73,6 @@ def seed_apart(url: str, loans: int, history_years: int) -> dict[str, Any]:
 
 
 # -- measuring ----------------------------------------------------------------------------------------------
-def rss_mib() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-class Trivial(LedgerAggregate):
-    """One event, a few fields: what the store can append when the ledger does no work."""
-
-    @event("Made")
-    def __init__(self, number: int, amount: Money):
-        self.number = number
-        self.amount = amount
-
-
-def raw_append_rate(ledger: Ledger, count: int) -> float:
-    """events/s of ``save`` in batches of RAW_BATCH_SIZE trivial aggregates (audit chain extended after)."""
-    elapsed = 0.0
-    with ledger.audit_bulk_load():
-        for start in range(0, count, RAW_BATCH_SIZE):
-            with recording(ledger.clock.now()):
-                made = [Trivial(number=n, amount=Money("1.00"))
-                        for n in range(start, min(count, start + RAW_BATCH_SIZE))]
-            begun = time.perf_counter()
-            ledger.save(*made)
-            elapsed += time.perf_counter() - begun
-    return count / elapsed
-
-
 def notification_count(ledger: Ledger) -> int:
     """Events in the store: counted rows (failed PostgreSQL inserts consume ids: never subtract ids)."""
     table = ledger.recorder.events_table_name
@@ -116,7 +85,8 @@ def notification_count(ledger: Ledger) -> int:
         return cursor.fetchone()["n"]
 
 
-def timed_run(ledger: Ledger, day: date, samples: list[float], profile: bool) -> tuple[Any, float, str]:
+def timed_run(ledger: Ledger, day: date, samples: list[float], profile: bool,
+              workers: int = 1) -> tuple[Any, float, str]:
     def progress(done: int, total: int) -> None:
         samples.append(rss_mib())
 
@@ -124,7 +94,7 @@ def timed_run(ledger: Ledger, day: date, samples: list[float], profile: bool) ->
     begun = time.perf_counter()
     if profiler:
         profiler.enable()
-    report = ledger.run_offset_date(day, progress=progress)
+    report = ledger.run_offset_date(day, progress=progress, workers=workers)
     if profiler:
         profiler.disable()
     elapsed = time.perf_counter() - begun
@@ -136,6 +106,21 @@ def timed_run(ledger: Ledger, day: date, samples: list[float], profile: bool) ->
         stats.sort_stats("cumulative").print_stats(30)
         text = out.getvalue()
     return report, elapsed, text
+
+
+def snapshot_sizes(ledger: Ledger, sample: int = SNAPSHOT_SAMPLE) -> dict[str, int]:
+    """The largest stored snapshot (bytes, seal included) of a sample of fund accounts and loans."""
+    from ledger.aggregates.fund_account import FundAccount
+
+    sizes = {}
+    for name, ids in (("fund_snapshot_bytes", ledger.account_ids()[:sample]),
+                      ("loan_snapshot_bytes", ledger.loan_ids()[:sample])):
+        largest = 0
+        for aggregate_id in ids:
+            rows = ledger.snapshots.recorder.select_events(aggregate_id, desc=True, limit=1)
+            largest = max([largest, *(len(r.state) for r in rows)])
+        sizes[name] = largest
+    return sizes
 
 
 def open_store(db: str | None) -> tuple[str, Callable[[], None]]:
@@ -154,9 +139,11 @@ def main() -> None:
     parser.add_argument("--loans", type=int, default=10_000)
     parser.add_argument("--db", default=None, help="store URL (default: a SQLite file in a temporary folder)")
     parser.add_argument("--history-years", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="processes for the run (PostgreSQL)")
     parser.add_argument("--raw-events", type=int, default=0, help="trivial aggregates for the raw rate (default N)")
     parser.add_argument("--profile", action="store_true", help="cProfile the run and print the top entries")
     parser.add_argument("--keep", action="store_true", help="keep the temporary SQLite store or scratch schema")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, last line")
     args = parser.parse_args()
     url, drop = open_store(args.db)
     clock = FixedClock(datetime(RUN_DAY.year, RUN_DAY.month, RUN_DAY.day, 18, tzinfo=CHINA_TZ))
@@ -168,29 +155,42 @@ def main() -> None:
         print(f"engine={ledger.storage.engine} seeded loans={args.loans} events={seeded['events']:,} "
               f"in {seeded['seconds']:.0f}s ({seeded['events_per_s']:,} events/s, {seeded['households_per_s']:,} "
               f"households/s, {seeded['templates']} shapes, store {seeded['store_bytes'] / 2**30:.2f} GiB); "
-              f"store holds {stored:,} events")
+              f"store holds {stored:,} events", flush=True)
 
+        load_before = load_average()
         samples: list[float] = [rss_mib()]
-        report, elapsed, profile_text = timed_run(ledger, RUN_DAY, samples, args.profile)
+        cpu = time.process_time()
+        report, elapsed, profile_text = timed_run(ledger, RUN_DAY, samples, args.profile, args.workers)
+        cpu = time.process_time() - cpu
         run_events = notification_count(ledger) - stored
         assert report.loans == args.loans and report.already == 0, report.as_dict()
         print(f"run: {report.loans} loans in {elapsed:.1f}s = {report.loans / elapsed:,.0f} loans/s, "
               f"{run_events:,} events = {run_events / elapsed:,.0f} events/s; deducted={report.deducted} "
               f"skipped={dict(report.skipped)} borrower={report.borrower_funds} spouse={report.spouse_funds} "
-              f"cards={report.card} debits={report.debits_created}")
+              f"cards={report.card} debits={report.debits_created}; {args.workers} worker(s)", flush=True)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"rss MiB during the run: start {samples[0]:.0f}, after first batch {samples[1]:.0f}, "
-              f"max {max(samples):.0f}, end {samples[-1]:.0f}; peak rss {peak:.0f}")
+        print(f"rss MiB during the run: start {samples[0]:.0f}, after first batch {samples[min(1, len(samples) - 1)]:.0f}, "
+              f"max {max(samples):.0f}, end {samples[-1]:.0f}; peak rss {peak:.0f}", flush=True)
 
         again_samples: list[float] = []
         again, again_elapsed, _ = timed_run(ledger, RUN_DAY, again_samples, False)
         assert again.already == args.loans and again.deducted == 0, again.as_dict()
-        print(f"no-op re-run: {again.loans / again_elapsed:,.0f} loans/s ({again_elapsed:.2f}s)")
+        print(f"no-op re-run: {again.loans / again_elapsed:,.0f} loans/s ({again_elapsed:.2f}s)", flush=True)
 
-        raw = raw_append_rate(ledger, args.raw_events or args.loans)
-        print(f"raw append on this store: {raw:,.0f} events/s; ratio run/raw = {run_events / elapsed / raw:.2f}")
+        sizes = snapshot_sizes(ledger)
+        raw = raw_append_rates(ledger, args.raw_events or min(args.loans * 5, 50_000))
+        ratio = run_events / elapsed / raw["raw_events_per_s"]
+        print(f"raw append on this store: {raw['raw_events_per_s']:,.0f} events/s without the audit chain, "
+              f"{raw['raw_chained_events_per_s']:,.0f} with it; ratio run/raw = {ratio:.2f}; snapshots: fund "
+              f"{sizes['fund_snapshot_bytes']} B, loan {sizes['loan_snapshot_bytes']} B", flush=True)
         if profile_text:
             print(profile_text)
+        emit({"n": args.loans, "store": ledger.storage.engine, "workers": args.workers,
+              "loans_per_s": report.loans / elapsed, "events_per_s": run_events / elapsed,
+              "cpu_seconds": cpu, "ratio": ratio, "noop_loans_per_s": again.loans / again_elapsed,
+              "peak_rss_mib": peak, "rss_start_mib": samples[0], "rss_end_mib": samples[-1],
+              **sizes, **raw, "seed_events_per_s": seeded["events_per_s"], "load_average_before": load_before,
+              "load_average": load_average()}, args.json)
     finally:
         if ledger is not None:
             ledger.close()
