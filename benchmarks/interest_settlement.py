@@ -13,6 +13,8 @@ Usage: python benchmarks/interest_settlement.py --loans 10000 [--db URL] [--hist
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import sys
 import time
 from datetime import date, datetime
@@ -20,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import emit, load_average, peak_rss_mib, raw_append_rates  # noqa: E402
-from benchmarks.offset_run import RUN_DAY, open_store, seed  # noqa: E402
+from benchmarks.common import emit, load_average, peak_rss_mib, raw_append_rates, rss_mib  # noqa: E402
+from benchmarks.offset_run import RUN_DAY, notification_count, open_store, seed_apart  # noqa: E402
 from ledger.app import Ledger  # noqa: E402
 from ledger.application import CHINA_TZ, FixedClock  # noqa: E402
 
@@ -35,20 +37,30 @@ def main() -> None:
     parser.add_argument("--db", default=None)
     parser.add_argument("--history-years", type=int, default=10)
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, last line")
+    parser.add_argument("--profile", action="store_true", help="cProfile the settlement and print the top entries")
     args = parser.parse_args()
     url, drop = open_store(args.db)
     clock = FixedClock(datetime(RUN_DAY.year, RUN_DAY.month, RUN_DAY.day, 18, tzinfo=CHINA_TZ))
-    ledger = Ledger(url, clock=clock)
+    ledger = None
     try:
-        begun = time.perf_counter()
-        seed(ledger, args.loans, history_years=args.history_years)
-        print(f"seeded {args.loans:,} households in {time.perf_counter() - begun:.0f}s", flush=True)
+        seeded = seed_apart(url, args.loans, args.history_years)  # its own process: the run's RSS is the run's
+        print(f"seeded {args.loans:,} households in {seeded['seconds']:.0f}s", flush=True)
+        ledger = Ledger(url, clock=clock)
         clock.set_day(SETTLED_ON, hour=9)
         accounts = len(ledger.account_ids())
         load_before = load_average()
+        rss_before = rss_mib()
+        stored = notification_count(ledger)
+        profiler = cProfile.Profile() if args.profile else None
         begun = time.perf_counter()
+        if profiler:
+            profiler.enable()
         result = ledger.settle_interest(YEAR_END)
+        if profiler:
+            profiler.disable()
         elapsed = time.perf_counter() - begun
+        peak = peak_rss_mib()
+        written = notification_count(ledger) - stored
         again_begun = time.perf_counter()
         again = ledger.settle_interest(YEAR_END)
         again_elapsed = time.perf_counter() - again_begun
@@ -56,12 +68,21 @@ def main() -> None:
         print(f"settle_interest({YEAR_END}): {accounts:,} accounts in {elapsed:.1f}s = {accounts / elapsed:,.0f} "
               f"accounts/s; settled {result['settled']:,}, interest {result['interest']}; a second run settles "
               f"nothing ({accounts / again_elapsed:,.0f} accounts/s)", flush=True)
+        if profiler:
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        raw = raw_append_rates(ledger, min(accounts, 20_000))
+        events_per_s = written / elapsed
+        print(f"{written:,} events = {events_per_s:,.0f} events/s; raw append {raw['raw_events_per_s']:,.0f} events/s "
+              f"({raw['raw_chained_events_per_s']:,.0f} chained): ratio {events_per_s / raw['raw_events_per_s']:.2f}; "
+              f"peak rss {peak:.0f} MiB (start {rss_before:.0f})", flush=True)
         emit({"store": ledger.storage.engine, "n": accounts, "accounts_per_s": accounts / elapsed,
               "settled": result["settled"], "rerun_accounts_per_s": accounts / again_elapsed,
-              "peak_rss_mib": peak_rss_mib(), "load_average_before": load_before,
-              **raw_append_rates(ledger, min(accounts, 20_000)), "load_average": load_average()}, args.json)
+              "peak_rss_mib": peak, "rss_start_mib": rss_before, "load_average_before": load_before,
+              "events_per_s": events_per_s, "ratio": events_per_s / raw["raw_events_per_s"],
+              **raw, "load_average": load_average()}, args.json)
     finally:
-        ledger.close()
+        if ledger is not None:
+            ledger.close()
         drop()
 
 
