@@ -21,7 +21,8 @@ from decimal import Decimal
 from typing import Any, Callable, Iterable, Iterator, Sequence
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder, Mapper, Transcoding
 
 from ledger.aggregates.base import HistoryRequired, LedgerAggregate, recording
@@ -118,6 +119,25 @@ class LedgerBase(Application):
         self.clock = clock or Clock()
         self._local = threading.local()  # per thread: the API answers reads while its batcher writes
         self.snapshots_rejected = 0  # snapshots whose seal did not verify: replayed instead (reported)
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """``Application.save``, collecting an aggregate's events without eventsourcing's runtime-Protocol
+        ``isinstance`` checks, which walk every attribute of the protocol for each object (~5 % of a batch
+        save of a thousand loans). Anything that is not an aggregate goes through the library's own path."""
+        processing_event: ProcessingEvent[Any] = ProcessingEvent()
+        events, aggregates = processing_event.events, processing_event.aggregates
+        for obj in objs:
+            if isinstance(obj, BaseAggregate):
+                events.extend(obj.collect_events())
+                aggregates[obj.id] = obj
+            elif obj is not None:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # deprecated hook, kept for subclasses
+        return recordings
 
     def _index_topics(self) -> None:
         """An index of the events by topic: the ids of every account or loan, the mandates of a deduction day

@@ -82,6 +82,7 @@ _CHAIN_COLUMNS = (
     "position", "previous_position", "chain_count", "originator_id", "originator_version",
     "topic", "state_hash", "aggregate_hash", "global_hash",
 )
+_CHAIN_TYPES = ("bigint", "bigint", "bigint", "text", "bigint", "text", "text", "text", "text")
 
 
 class AuditChainError(Exception):
@@ -339,6 +340,19 @@ class _Store(abc.ABC):
     def lock_chain(self, cursor: Any) -> None:
         """Serialise extenders inside the write transaction (a no-op where writes are)."""
 
+    def insert_rows(self, cursor: Any, table: str, columns: Sequence[str], types: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        """Many rows in one go (``types``: each column's SQL type, for engines that send arrays)."""
+        if rows:
+            cursor.executemany(self.sql(f"INSERT INTO {table} ({','.join(columns)}) "
+                                        f"VALUES ({','.join('?' * len(columns))})"), rows)
+
+    def delete_versions(self, cursor: Any, table: str, keys: Sequence[tuple[Any, int]], comparison: str) -> None:
+        """Delete each (originator_id, version) key's rows whose version compares so (``<=`` or ``=``)."""
+        if keys:
+            cursor.executemany(self.sql(f"DELETE FROM {table} WHERE originator_id = ? "
+                                        f"AND originator_version {comparison} ?"), keys)
+
     def stable_stop(self) -> int | None:
         """The last position no in-flight insert can still fill below; None: no limit."""
         return None
@@ -434,6 +448,22 @@ class _PostgresStore(_Store):
 
     def lock_chain(self, cursor: Any) -> None:
         cursor.execute(f"LOCK TABLE {self.chain} IN EXCLUSIVE MODE")
+
+    def insert_rows(self, cursor: Any, table: str, columns: Sequence[str], types: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        """One statement over arrays (``unnest``): psycopg's ``executemany`` sends a statement per row, which
+        made the chained append six times slower than the plain one on a large store."""
+        if rows:
+            arrays = [list(column) for column in zip(*rows)]
+            cursor.execute(f"INSERT INTO {table} ({','.join(columns)}) SELECT * FROM "
+                           f"unnest({','.join(f'%s::{kind}[]' for kind in types)})", arrays)
+
+    def delete_versions(self, cursor: Any, table: str, keys: Sequence[tuple[Any, int]], comparison: str) -> None:
+        if keys:
+            ids, versions = [list(column) for column in zip(*keys)]
+            cursor.execute(f"DELETE FROM {table} AS t USING unnest(%s::uuid[], %s::bigint[]) AS d(id, version) "
+                           f"WHERE t.originator_id = d.id AND t.originator_version {comparison} d.version",
+                           [ids, versions])
 
     def stable_stop(self) -> int | None:
         # SHARE conflicts with the inserters' locks: once granted, every position
@@ -791,10 +821,6 @@ class AuditChain:
         """Insert ``rows`` if the chain still ends at ``head``; return the head and whether
         this call wrote it (False: another extender got there first)."""
         new_head = Head(rows[-1].position, rows[-1].global_hash, rows[-1].chain_count)
-        insert = self.store.sql(
-            f"INSERT INTO {self.store.chain} ({','.join(_CHAIN_COLUMNS)}) "
-            f"VALUES ({','.join('?' * len(_CHAIN_COLUMNS))})"
-        )
         with self.store.write_transaction() as cursor:
             self.store.lock_chain(cursor)
             cursor.execute(
@@ -805,7 +831,8 @@ class AuditChain:
             current = Head(row["position"], row["global_hash"], row["chain_count"]) if row else EMPTY_HEAD
             if current != head:
                 return current, False
-            cursor.executemany(insert, [dataclasses.astuple(row) for row in rows])
+            self.store.insert_rows(cursor, self.store.chain, _CHAIN_COLUMNS, _CHAIN_TYPES,
+                                   [dataclasses.astuple(row) for row in rows])
             if self.anchors.in_transaction:
                 self.anchors.append(new_head, cursor)
         if not self.anchors.in_transaction:
