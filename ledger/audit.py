@@ -347,6 +347,16 @@ class _Store(abc.ABC):
             cursor.executemany(self.sql(f"INSERT INTO {table} ({','.join(columns)}) "
                                         f"VALUES ({','.join('?' * len(columns))})"), rows)
 
+    def last_links(self, cursor: Any, aggregate_ids: Sequence[str]) -> list[Any]:
+        """Each aggregate's last chain row (``originator_id``, ``originator_version``, ``aggregate_hash``): one
+        index probe an aggregate (the chain's index is (originator_id, position)), not a scan of its rows."""
+        values = ",".join("(?)" for _ in aggregate_ids)
+        cursor.execute(f"WITH wanted(id) AS (VALUES {values}) SELECT c.originator_id AS originator_id, "
+                       "c.originator_version AS originator_version, c.aggregate_hash AS aggregate_hash "
+                       f"FROM wanted JOIN {self.chain} c ON c.position = "
+                       f"(SELECT MAX(position) FROM {self.chain} WHERE originator_id = wanted.id)", aggregate_ids)
+        return cursor.fetchall()
+
     def delete_versions(self, cursor: Any, table: str, keys: Sequence[tuple[Any, int]], comparison: str) -> None:
         """Delete each (originator_id, version) key's rows whose version compares so (``<=`` or ``=``)."""
         if keys:
@@ -456,12 +466,19 @@ class _PostgresStore(_Store):
         if rows:
             arrays = [list(column) for column in zip(*rows)]
             cursor.execute(f"INSERT INTO {table} ({','.join(columns)}) SELECT * FROM "
-                           f"unnest({','.join(f'%s::{kind}[]' for kind in types)})", arrays)
+                           f"unnest({','.join(f'%b::{kind}[]' for kind in types)})", arrays)  # binary: no text escaping
+
+    def last_links(self, cursor: Any, aggregate_ids: Sequence[str]) -> list[Any]:
+        cursor.execute(f"SELECT c.originator_id, c.originator_version, c.aggregate_hash FROM unnest(%b::text[]) "
+                       f"AS wanted(id) CROSS JOIN LATERAL (SELECT originator_id, originator_version, aggregate_hash "
+                       f"FROM {self.chain} WHERE originator_id = wanted.id ORDER BY position DESC LIMIT 1) c",
+                       [list(aggregate_ids)])
+        return cursor.fetchall()
 
     def delete_versions(self, cursor: Any, table: str, keys: Sequence[tuple[Any, int]], comparison: str) -> None:
         if keys:
             ids, versions = [list(column) for column in zip(*keys)]
-            cursor.execute(f"DELETE FROM {table} AS t USING unnest(%s::uuid[], %s::bigint[]) AS d(id, version) "
+            cursor.execute(f"DELETE FROM {table} AS t USING unnest(%b::uuid[], %b::bigint[]) AS d(id, version) "
                            f"WHERE t.originator_id = d.id AND t.originator_version {comparison} d.version",
                            [ids, versions])
 
