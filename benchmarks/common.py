@@ -64,6 +64,28 @@ def rss_mib() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot, all cores (``/proc/stat``)."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def machine_busy(before: tuple[int, int], after: tuple[int, int]) -> dict[str, float]:
+    """How busy the machine's cores were between two ``machine_ticks()``: the fraction of all cores
+    (1.0: every core busy the whole time, whoever used them) and the number of cores — the evidence
+    for a figure limited by the machine rather than by the design."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return {"machine_cores": os.cpu_count() or 1, "machine_busy": busy / total if total else 0.0}
+
+
+def process_cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (worker processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import emit, load_average, peak_rss_mib, raw_append_rates, rss_mib  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    emit, load_average, machine_busy, machine_ticks, peak_rss_mib, process_cpu_seconds, raw_append_rates, rss_mib)
 from benchmarks.offset_run import RUN_DAY, notification_count, open_store, seed_apart  # noqa: E402
 from ledger.app import Ledger  # noqa: E402
 from ledger.application import CHINA_TZ, FixedClock  # noqa: E402
@@ -52,13 +53,14 @@ def main() -> None:
         rss_before = rss_mib()
         stored = notification_count(ledger)
         profiler = cProfile.Profile() if args.profile else None
-        begun = time.perf_counter()
+        begun, cpu, ticks = time.perf_counter(), process_cpu_seconds(), machine_ticks()
         if profiler:
             profiler.enable()
         result = ledger.settle_interest(YEAR_END)
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - begun
+        cpu, machine = process_cpu_seconds() - cpu, machine_busy(ticks, machine_ticks())
         peak = peak_rss_mib()
         written = notification_count(ledger) - stored
         again_begun = time.perf_counter()
@@ -74,11 +76,12 @@ def main() -> None:
         events_per_s = written / elapsed
         print(f"{written:,} events = {events_per_s:,.0f} events/s; raw append {raw['raw_events_per_s']:,.0f} events/s "
               f"({raw['raw_chained_events_per_s']:,.0f} chained): ratio {events_per_s / raw['raw_events_per_s']:.2f}; "
-              f"peak rss {peak:.0f} MiB (start {rss_before:.0f})", flush=True)
+              f"peak rss {peak:.0f} MiB (start {rss_before:.0f}); {cpu:.1f} CPU s in this process, the machine's "
+              f"{machine['machine_cores']} cores {machine['machine_busy']:.0%} busy", flush=True)
         emit({"store": ledger.storage.engine, "n": accounts, "accounts_per_s": accounts / elapsed,
               "settled": result["settled"], "rerun_accounts_per_s": accounts / again_elapsed,
               "peak_rss_mib": peak, "rss_start_mib": rss_before, "load_average_before": load_before,
-              "events_per_s": events_per_s, "ratio": events_per_s / raw["raw_events_per_s"],
+              "events_per_s": events_per_s, "cpu_seconds": cpu, **machine, "ratio": events_per_s / raw["raw_events_per_s"],
               **raw, "load_average": load_average()}, args.json)
     finally:
         if ledger is not None:

@@ -36,7 +36,8 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import emit, load_average, raw_append_rates, rss_mib  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    emit, load_average, machine_busy, machine_ticks, process_cpu_seconds, raw_append_rates, rss_mib)
 from ledger.app import Ledger  # noqa: E402
 from ledger.application import CHINA_TZ, FixedClock  # noqa: E402
 from ledger.storage import drop_postgres_schema, parse_database_url  # noqa: E402
@@ -159,15 +160,17 @@ def main() -> None:
 
         load_before = load_average()
         samples: list[float] = [rss_mib()]
-        cpu = time.process_time()
+        cpu, ticks = process_cpu_seconds(), machine_ticks()
         report, elapsed, profile_text = timed_run(ledger, RUN_DAY, samples, args.profile, args.workers)
-        cpu = time.process_time() - cpu
+        cpu, machine = process_cpu_seconds() - cpu, machine_busy(ticks, machine_ticks())
         run_events = notification_count(ledger) - stored
         assert report.loans == args.loans and report.already == 0, report.as_dict()
         print(f"run: {report.loans} loans in {elapsed:.1f}s = {report.loans / elapsed:,.0f} loans/s, "
               f"{run_events:,} events = {run_events / elapsed:,.0f} events/s; deducted={report.deducted} "
               f"skipped={dict(report.skipped)} borrower={report.borrower_funds} spouse={report.spouse_funds} "
-              f"cards={report.card} debits={report.debits_created}; {args.workers} worker(s)", flush=True)
+              f"cards={report.card} debits={report.debits_created}; {args.workers} worker(s); {cpu:.1f} CPU s in the run's "
+              f"processes; the machine's {machine['machine_cores']} cores {machine['machine_busy']:.0%} busy "
+              "(database server and everything else included)", flush=True)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"rss MiB during the run: start {samples[0]:.0f}, after first batch {samples[min(1, len(samples) - 1)]:.0f}, "
               f"max {max(samples):.0f}, end {samples[-1]:.0f}; peak rss {peak:.0f}", flush=True)
@@ -187,7 +190,7 @@ def main() -> None:
             print(profile_text)
         emit({"n": args.loans, "store": ledger.storage.engine, "workers": args.workers,
               "loans_per_s": report.loans / elapsed, "events_per_s": run_events / elapsed,
-              "cpu_seconds": cpu, "ratio": ratio, "noop_loans_per_s": again.loans / again_elapsed,
+              "cpu_seconds": cpu, **machine, "ratio": ratio, "noop_loans_per_s": again.loans / again_elapsed,
               "peak_rss_mib": peak, "rss_start_mib": samples[0], "rss_end_mib": samples[-1],
               **sizes, **raw, "seed_events_per_s": seeded["events_per_s"], "load_average_before": load_before,
               "load_average": load_average()}, args.json)

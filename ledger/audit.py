@@ -1164,7 +1164,8 @@ class AnchoredApplicationMixin:
 
         environment = super().construct_env(name, env)  # type: ignore[misc]
         chained = {"eventsourcing.sqlite": ChainedSQLiteApplicationRecorder,
-                   "eventsourcing.postgres": ChainedPostgresApplicationRecorder}.get(
+                   "eventsourcing.postgres": ChainedPostgresApplicationRecorder,
+                   "ledger.pg_factory:LedgerPostgresFactory": ChainedPostgresApplicationRecorder}.get(
             environment.get("PERSISTENCE_MODULE") or "")
         if chained is not None and not environment.get("APPLICATION_RECORDER_TOPIC"):
             environment["APPLICATION_RECORDER_TOPIC"] = get_topic(chained)

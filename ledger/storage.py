@@ -23,6 +23,9 @@ class StorageConfigError(ValueError):
     """GJJ_DATABASE_URL cannot be understood; the message says which part."""
 
 
+POSTGRES_FACTORY_TOPIC = "ledger.pg_factory:LedgerPostgresFactory"  # eventsourcing's, with jit off
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     url: str
@@ -43,7 +46,7 @@ class StorageConfig:
                 "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_SECONDS),
             }
         env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": POSTGRES_FACTORY_TOPIC,
             "POSTGRES_DBNAME": self.database,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),
