@@ -30,14 +30,14 @@ from ledger.aggregates.loan import (
     LoanEligibilityError,
 )
 from ledger.aggregates.parties import Employer, Member
-from ledger.application import NotFoundError, as_str, chunked, topic_of
+from ledger.application import NotFoundError, as_str, chunked, gc_paused, topic_of
 from ledger.loan_book import ageing_bucket
 from ledger.loan_math import EQUAL_INSTALMENT, EQUAL_PRINCIPAL, build_schedule, monthly_payment
 from ledger.money import ZERO, Money, parse_rate
 from ledger.policy import PolicyVersion
 
 METHODS = (EQUAL_INSTALMENT, EQUAL_PRINCIPAL)
-LOAN_BATCH_SIZE = 500
+LOAN_BATCH_SIZE = 1000
 DAILY_JOB = "daily-loan"  # the run log of the daily loan job (ledger.services.loan_days)
 ANNUAL_RATE_MAX = Decimal("10")
 
@@ -433,7 +433,8 @@ class LoanCommands:
                     if loan.pending_events:
                         touched.append(loan)
                 return {"accrued": accrued, "defaulted": defaulted}, touched
-            result = self.execute("daily-loan-update", None, {}, body)
+            with gc_paused():  # a batch's objects live until its save: collecting them mid-batch finds nothing
+                result = self.execute("daily-loan-update", None, {}, body)
             totals["loans"] += len(batch)
             totals["accrued"] += result["accrued"]
             totals["defaulted"] += result["defaulted"]
