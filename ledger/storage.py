@@ -54,7 +54,7 @@ class StorageConfig:
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_POOL_SIZE": "4",
             "POSTGRES_MAX_OVERFLOW": "4",
-            "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # ADR 0021: chained saves insert over typed arrays; no function DDL
         }
         if self.schema:
             env["POSTGRES_SCHEMA"] = self.schema
