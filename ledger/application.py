@@ -171,8 +171,11 @@ class LedgerBase(Application):
         if self.snapshots is None or not self.snapshotting_intervals:
             return []
         due = []
+        saved = {event.originator_id for event in processing_event.events}  # only these have chain links here
         with recording(self.clock.now()):
             for aggregate in processing_event.aggregates.values():
+                if aggregate.id not in saved:
+                    continue
                 interval = self.snapshotting_intervals.get(type(aggregate))
                 last = aggregate.__dict__.get("_snapshot_version", 0)
                 if interval is not None and aggregate.version - last >= interval:

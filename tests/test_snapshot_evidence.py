@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ledger.aggregates.base import recording
 from ledger.aggregates.fund_account import FundAccount
 from ledger.app import Ledger
 from ledger.audit import SNAPSHOT
@@ -166,3 +167,21 @@ def test_an_unsealed_snapshot_is_not_believed(two_accounts: Any) -> None:
     assert reader.account(accounts[0]).balance == truth and reader.snapshots_rejected == 1
     assert "no seal" in problems_of(reader)[0].message
     reader.close()
+
+
+def test_an_aggregate_saved_without_new_events_gets_no_snapshot_in_that_save(two_accounts: Any) -> None:
+    """A save may be handed an aggregate that has no events of its own in it (the stateful loan machine found
+    one: a loan passed along with a failed card debit). Its snapshot is not due in that save — the save holds
+    no chain link for it to seal — and the save must not fail for it."""
+    fund, accounts = two_accounts
+    ledger = fund.ledger
+    quiet, busy = (ledger.replay_whole(FundAccount.create_id(number)) for number in accounts)
+    quiet.__dict__.pop("_snapshot_version", None)  # as loaded from its events: every snapshot looks due
+    before = read_row(ledger, quiet.id)
+    with recording(ledger.clock.now()):
+        busy.set_agreement("AGR-SNAP-1")
+    assert busy.pending_events, "the other aggregate has an event to save"
+    ledger.save(quiet, busy)
+    assert read_row(ledger, quiet.id) == before  # nothing written for the one without events
+    assert read_row(ledger, busy.id)[0] == busy.version
+    assert ledger.audit.verify().ok
