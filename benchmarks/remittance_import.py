@@ -1,11 +1,18 @@
 """Benchmark: seed N members, import an N-line remittance CSV (CON-4), re-import it; print figures.
 
-Usage: python benchmarks/remittance_import.py --lines 100000 [--db URL]
+Usage: python benchmarks/remittance_import.py --lines 100000 [--db URL] [--profile] [--json]
+
+Prints beside the import figure the raw append rate of the same store in the same run (without the audit
+chain and with it, ``benchmarks.common.raw_append_rates``), the ratio to it, the load average and the peak
+RSS; with ``--json`` one JSON object as the last line. ``--profile`` cProfiles the first import.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import shutil
 import sys
 import csv
@@ -56,6 +63,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--db", default=None)
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, last line")
+    parser.add_argument("--profile", action="store_true", help="cProfile the first import and print the top entries")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
     url = args.db or f"sqlite:///{folder}/bench.sqlite3"
@@ -67,19 +75,33 @@ def main() -> None:
     path = folder / "remittance.csv"
     write_csv(path, people, bad_every=1000)
     load_before = load_average()
+    profiler = cProfile.Profile() if args.profile else None
     started = time.perf_counter()
+    if profiler:
+        profiler.enable()
     report = ledger.import_remittances(path, DAY)
+    if profiler:
+        profiler.disable()
     first = time.perf_counter() - started
+    if profiler:
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(40)
+        print(out.getvalue())
     started = time.perf_counter()
     again = ledger.import_remittances(path, DAY)
     second = time.perf_counter() - started
     print(f"engine={ledger.storage.engine} lines={args.lines} seed={seeded:.1f}s "
           f"import={first:.1f}s ({args.lines / first:,.0f} lines/s) accepted={report['lines_accepted']} "
           f"problems={len(report['problems'])} reimport={second:.1f}s accepted_again={again['lines_accepted']}")
+    raw = raw_append_rates(ledger, min(args.lines, 20_000))
     emit({"store": ledger.storage.engine, "n": args.lines, "lines_per_s": args.lines / first,
           "reimport_lines_per_s": args.lines / second, "accepted": report["lines_accepted"],
-          "problems": len(report["problems"]), "peak_rss_mib": peak_rss_mib(), "load_average_before": load_before,
-          **raw_append_rates(ledger, min(args.lines, 20_000)), "load_average": load_average()}, args.json)
+          "problems": len(report["problems"]), "import_s": first, "seed_s": seeded,
+          "ratio": args.lines / first / raw["raw_events_per_s"], "peak_rss_mib": peak_rss_mib(),
+          "load_average_before": load_before, **raw, "load_average": load_average(),
+          "profiled": bool(profiler)}, args.json)
     ledger.close()
     shutil.rmtree(folder, ignore_errors=True)
 
