@@ -56,11 +56,19 @@ def _sqlite_rows(recorder: Any, table: str, ids: list[UUID], after: dict[UUID, i
         else:
             statement = (f"SELECT originator_id, originator_version, topic, state FROM {table} "
                          f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version")
+        uuids = {i.hex: i for i in chunk} if recorder.datastore.originator_id_type == "uuid" else None
         with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, parameters)
-            rows.extend(StoredEvent(originator_id=recorder.convert_originator_id(r["originator_id"]),
-                                    originator_version=r["originator_version"], topic=r["topic"], state=r["state"])
-                        for r in cursor.fetchall())
+            raw = getattr(cursor, "sqlite_cursor", None)
+            if raw is None or uuids is None:  # not the cursor this was written for: the general way
+                cursor.execute(statement, parameters)
+                rows.extend(StoredEvent(originator_id=recorder.convert_originator_id(r["originator_id"]),
+                                        originator_version=r["originator_version"], topic=r["topic"],
+                                        state=r["state"]) for r in cursor.fetchall())
+                continue
+            raw.row_factory = None  # plain tuples; the ids read are the ids asked for (no UUID parsed per row)
+            raw.execute(statement, parameters)
+            rows.extend(StoredEvent(originator_id=uuids[i], originator_version=v, topic=t, state=s)
+                        for i, v, t, s in raw.fetchall())
     return rows
 
 
