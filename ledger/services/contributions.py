@@ -26,7 +26,7 @@ from ledger.aggregates.errors import (
 )
 from ledger.aggregates.fund_account import GL_CLEARING, GL_FUND, GL_SUSPENSE, FundAccount
 from ledger.aggregates.parties import Employer, check_period
-from ledger.application import NotFoundError, chunked
+from ledger.application import NotFoundError, chunked, gc_paused
 from ledger.input_files import CsvFile
 from ledger.dates import parse_host_date
 from ledger.money import ZERO, Money, MoneyError
@@ -354,9 +354,12 @@ class ContributionCommands:
         batches leaves the earlier ones registered: importing the file again finds them (repeats, nothing
         applied) and registers exactly the rest."""
         report = ImportReport()
-        documents, report.lines_read = read_remittance_csv(path, report.problems)
+        with gc_paused():  # the list's lines and a batch's aggregates are many objects and no cycles
+            documents, report.lines_read = read_remittance_csv(path, report.problems)
         for batch in _batches(list(documents.items()), IMPORT_BATCH_LINES):
-            for (_key, lines), outcome in zip(batch, self.register_remittances(batch, registered_on)):
+            with gc_paused():
+                outcomes = self.register_remittances(batch, registered_on)
+            for (_key, lines), outcome in zip(batch, outcomes):
                 if isinstance(outcome, BaseException):
                     report.problems.extend(LineProblem(l.line, getattr(outcome, "field", "employer") or "employer",
                                                        getattr(outcome, "rule", "CON-4"), str(outcome))
