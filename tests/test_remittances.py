@@ -427,3 +427,17 @@ def test_import_batches_hold_whole_documents_and_a_refused_one_does_not_stop_the
     assert report["lines_accepted"] == 2
     assert [(p["line"], p["rule"]) for p in report["problems"]] == [(2, "CON-2")]
     assert [d["period"] for d in report["documents"]] == ["2024-06"]
+
+
+def test_an_oversized_document_in_an_import_is_refused_whole_and_the_rest_applied(
+        fund: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.services.contributions as contributions
+
+    employer, accounts = staff(fund, 3)
+    monkeypatch.setattr(contributions, "DOCUMENT_LINES_MAX", 2)
+    text = _list_of(employer, accounts, ["2024-05"]) + _list_of(employer, accounts[:2], ["2024-06"]).split("\n", 1)[1]
+    path = tmp_path / "list.csv"
+    path.write_text(text, encoding="utf-8")
+    report = fund.ledger.import_remittances(path, fund.today)
+    assert report["lines_accepted"] == 2 and [d["period"] for d in report["documents"]] == ["2024-06"]
+    assert [(p["line"], p["field"]) for p in report["problems"]] == [(2, "lines"), (3, "lines"), (4, "lines")]

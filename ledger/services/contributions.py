@@ -259,6 +259,11 @@ class ContributionCommands:
             employers: dict[str, Employer | BaseException] = {}
             doc_ids: list[UUID | None] = []
             for index, ((employer_code, period, kind, number), lines) in enumerate(documents):
+                if len(lines) > DOCUMENT_LINES_MAX:
+                    outcomes[index] = DocumentTotalError(f"a document has at most {DOCUMENT_LINES_MAX} lines",
+                                                         field="lines")
+                    doc_ids.append(None)
+                    continue
                 code = employer_code.upper()
                 employer = employers.get(code)
                 if employer is None:
@@ -357,8 +362,11 @@ class ContributionCommands:
         with gc_paused():  # the list's lines and a batch's aggregates are many objects and no cycles
             documents, report.lines_read = read_remittance_csv(path, report.problems)
         for batch in _batches(list(documents.items()), IMPORT_BATCH_LINES):
-            with gc_paused():
-                outcomes = self.register_remittances(batch, registered_on)
+            try:
+                with gc_paused():
+                    outcomes = self.register_remittances(batch, registered_on)
+            except (LedgerRuleError, NotFoundError) as exc:  # the batch's own refusal (e.g. serials exhausted)
+                outcomes = [exc] * len(batch)
             for (_key, lines), outcome in zip(batch, outcomes):
                 if isinstance(outcome, BaseException):
                     report.problems.extend(LineProblem(l.line, getattr(outcome, "field", "employer") or "employer",
