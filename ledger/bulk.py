@@ -56,11 +56,19 @@ def _sqlite_rows(recorder: Any, table: str, ids: list[UUID], after: dict[UUID, i
         else:
             statement = (f"SELECT originator_id, originator_version, topic, state FROM {table} "
                          f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version")
+        uuids = {i.hex: i for i in chunk} if recorder.datastore.originator_id_type == "uuid" else None
         with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(statement, parameters)
-            rows.extend(StoredEvent(originator_id=recorder.convert_originator_id(r["originator_id"]),
-                                    originator_version=r["originator_version"], topic=r["topic"], state=r["state"])
-                        for r in cursor.fetchall())
+            raw = getattr(cursor, "sqlite_cursor", None)
+            if raw is None or uuids is None:  # not the cursor this was written for: the general way
+                cursor.execute(statement, parameters)
+                rows.extend(StoredEvent(originator_id=recorder.convert_originator_id(r["originator_id"]),
+                                        originator_version=r["originator_version"], topic=r["topic"],
+                                        state=r["state"]) for r in cursor.fetchall())
+                continue
+            raw.row_factory = None  # plain tuples; the ids read are the ids asked for (no UUID parsed per row)
+            raw.execute(statement, parameters)
+            rows.extend(StoredEvent(originator_id=uuids[i], originator_version=v, topic=t, state=s)
+                        for i, v, t, s in raw.fetchall())
     return rows
 
 
@@ -152,8 +160,11 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
         return {i: a for i, a in {**shared, **loaded}.items() if a is not ABSENT}
     if engine_of(app.recorder) is None:
         return _one_by_one(app, wanted)
-    whole = [i for i in wanted if i in getattr(app, "history_ids", ())]
-    compact = [i for i in wanted if i not in whole]
+    history = getattr(app, "history_ids", ())  # read once: a property of the thread's command
+    whole = [i for i in wanted if i in history]
+    whole_set = set(whole)  # membership of ``whole`` (a list: replayed in the order found)
+    asked_whole = set(whole)  # the ids the command wants whole (not ``compact``)
+    compact = [i for i in wanted if i not in whole_set] if whole else wanted
     snapshots: dict[UUID, StoredEvent] = {}
     if app.snapshots is not None and compact:
         for stored in _select(app.snapshots.recorder, compact, latest=True):  # each aggregate's latest only
@@ -167,20 +178,24 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
         except HistoryRequired as need:  # a snapshot not believed, or one it cannot use: the events
             app.note_rejected(need)
             whole.append(originator_id)
+            whole_set.add(originator_id)
             if not isinstance(need, SnapshotRejected):
                 repair.add(originator_id)  # another snapshot format: write today's
     after = {originator_id: aggregate.version for originator_id, aggregate in aggregates.items()}
-    for stored in _select(app.recorder, [i for i in compact if i not in whole], after=after):
-        if stored.originator_id in whole:
+    to_domain_event = app.mapper.to_domain_event
+    for stored in _select(app.recorder, [i for i in compact if i not in whole_set], after=after):
+        originator_id = stored.originator_id
+        if originator_id in whole_set:
             continue
-        current = aggregates.get(stored.originator_id)
+        current = aggregates.get(originator_id)
         if current is not None and stored.originator_version <= current.version:
             continue
         try:
-            aggregates[stored.originator_id] = app.mapper.to_domain_event(stored).mutate(current)
+            aggregates[originator_id] = to_domain_event(stored).mutate(current)
         except HistoryRequired:
-            whole.append(stored.originator_id)
-            aggregates.pop(stored.originator_id, None)
+            whole.append(originator_id)
+            whole_set.add(originator_id)
+            aggregates.pop(originator_id, None)
     for aggregate_id in whole:
         try:
             aggregates[aggregate_id] = app.replay_whole(aggregate_id)
@@ -188,8 +203,9 @@ def load_many(app: Any, ids: Iterable[UUID]) -> dict[UUID, Any]:
             if type(error).__name__ != "AggregateNotFoundError":
                 raise
     intervals = getattr(app, "snapshotting_intervals", {}) or {}
-    repair.update(i for i in compact if i not in snapshots and i in aggregates
-                  and type(aggregates[i]) in intervals and aggregates[i].version >= REPAIR_EVENTS_MIN)
+    if intervals:
+        repair.update(i for i, aggregate in aggregates.items() if aggregate.version >= REPAIR_EVENTS_MIN
+                      and i not in snapshots and i not in asked_whole and type(aggregate) in intervals)
     if repair and hasattr(app, "write_snapshots"):
         app.write_snapshots([aggregates[i] for i in repair if i in aggregates and not aggregates[i].pending_events],
                             replace_older=True)

@@ -349,3 +349,95 @@ def test_a_csv_list_reports_bad_lines_and_applies_the_rest_once(fund: Any, tmp_p
     again = fund.ledger.import_remittances(path, fund.today)
     assert again["lines_accepted"] == 0 and again["documents"][0]["repeat"] is True
     assert fund.fingerprint() == before
+
+
+# -- the import's batch boundary (issue 14: several documents a transaction) -----------------------------
+def _list_of(employer: str, accounts: list[str], periods: list[str]) -> str:
+    header = "employer,period,kind,document_number,account_no,base,employer_amount,employee_amount\n"
+    return header + "".join(f"{employer},{period},remittance,B{period},{account},7777.00,933.24,933.24\n"
+                             for period in periods for account in accounts)
+
+
+def test_a_crash_between_import_batches_leaves_a_reimport_that_applies_exactly_the_rest(
+        fund: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.services.contributions as contributions
+    from ledger.aggregates.documents import RemittanceDocument
+
+    employer, accounts = staff(fund, 2)
+    periods = ["2024-03", "2024-04", "2024-05", "2024-06", "2024-07"]
+    path = tmp_path / "list.csv"
+    path.write_text(_list_of(employer, accounts, periods), encoding="utf-8")
+    monkeypatch.setattr(contributions, "IMPORT_BATCH_LINES", 4)  # two documents of two lines a batch
+    ledger, saves, crash = fund.ledger, [], {"at": 2}
+    real_save = ledger.save
+
+    def crashing_save(*objs: Any, **kwargs: Any) -> Any:
+        if any(isinstance(o, RemittanceDocument) for o in objs):
+            saves.append([o.period for o in objs if isinstance(o, RemittanceDocument)])
+            if len(saves) == crash["at"]:
+                raise RuntimeError("the process died between two batches")
+        return real_save(*objs, **kwargs)
+
+    monkeypatch.setattr(ledger, "save", crashing_save)
+    with pytest.raises(RuntimeError):
+        ledger.import_remittances(path, fund.today)
+    assert saves == [["2024-03", "2024-04"], ["2024-05", "2024-06"]]
+
+    def registered() -> dict[str, Any]:
+        found = {p: ledger.find(RemittanceDocument.create_id(employer, p, "remittance", f"B{p}")) for p in periods}
+        return {p: d for p, d in found.items() if d is not None}
+
+    assert sorted(registered()) == ["2024-03", "2024-04"]  # the first batch committed, whole
+    crash["at"] = None
+    again = ledger.import_remittances(path, fund.today)
+    assert [(d["period"], bool(d.get("repeat")), d["accepted"]) for d in again["documents"]] == [
+        ("2024-03", True, 2), ("2024-04", True, 2), ("2024-05", False, 2), ("2024-06", False, 2),
+        ("2024-07", False, 2)]
+    assert again["lines_accepted"] == 6 and again["problems"] == []
+    documents = registered()
+    assert sorted(documents) == periods and all(d.version == 1 for d in documents.values())
+    assert len({d.serial for d in documents.values()}) == len(periods)  # one serial each, none twice
+    before = fund.fingerprint()
+    third = ledger.import_remittances(path, fund.today)
+    assert third["lines_accepted"] == 0 and all(d["repeat"] for d in third["documents"])
+    assert fund.fingerprint() == before
+    for period in periods:  # each document paid once credits each member once
+        fund.pay(documents[period].total, documents[period].serial)
+    assert all(fund.balance(a) == Money("1866.48").times(len(periods)) for a in accounts)
+    fund.assert_books()
+    report = ledger.audit.verify()
+    assert report.ok, report.problems
+
+
+def test_import_batches_hold_whole_documents_and_a_refused_one_does_not_stop_the_others(
+        fund: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.services.contributions as contributions
+
+    assert [[len(d[1]) for d in b] for b in contributions._batches(
+        [("a", [1] * 3), ("b", [1] * 9), ("c", [1]), ("d", [1] * 2)], 4)] == [[3], [9], [1, 2]]
+    employer, accounts = staff(fund, 2)
+    path = tmp_path / "list.csv"
+    path.write_text(_list_of(employer, accounts, ["2024-05"]), encoding="utf-8")
+    assert fund.ledger.import_remittances(path, fund.today)["lines_accepted"] == 2
+    # the same document number with other lines is refused whole; the other document of the batch is applied
+    monkeypatch.setattr(contributions, "IMPORT_BATCH_LINES", 100)
+    text = _list_of(employer, accounts[:1], ["2024-05"]) + _list_of(employer, accounts, ["2024-06"]).split("\n", 1)[1]
+    path.write_text(text, encoding="utf-8")
+    report = fund.ledger.import_remittances(path, fund.today)
+    assert report["lines_accepted"] == 2
+    assert [(p["line"], p["rule"]) for p in report["problems"]] == [(2, "CON-2")]
+    assert [d["period"] for d in report["documents"]] == ["2024-06"]
+
+
+def test_an_oversized_document_in_an_import_is_refused_whole_and_the_rest_applied(
+        fund: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.services.contributions as contributions
+
+    employer, accounts = staff(fund, 3)
+    monkeypatch.setattr(contributions, "DOCUMENT_LINES_MAX", 2)
+    text = _list_of(employer, accounts, ["2024-05"]) + _list_of(employer, accounts[:2], ["2024-06"]).split("\n", 1)[1]
+    path = tmp_path / "list.csv"
+    path.write_text(text, encoding="utf-8")
+    report = fund.ledger.import_remittances(path, fund.today)
+    assert report["lines_accepted"] == 2 and [d["period"] for d in report["documents"]] == ["2024-06"]
+    assert [(p["line"], p["field"]) for p in report["problems"]] == [(2, "lines"), (3, "lines"), (4, "lines")]

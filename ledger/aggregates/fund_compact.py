@@ -13,7 +13,7 @@ years of monthly contributions stays near 1 KB whatever its age.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from decimal import Decimal
 from typing import Any
@@ -73,10 +73,30 @@ def _effective(row: list[Any]) -> date:
     return row[0] + timedelta(days=1) if row[2] == INTEREST_KIND else row[0]
 
 
+@lru_cache(maxsize=4096)
+def _stored_money(text: str) -> Money:
+    """Amounts read back from a snapshot (bases, settlement interest, freezes): Money is immutable and a
+    centre's bases repeat from account to account, so one object per distinct text is shared."""
+    return Money.stored(text)
+
+
+@lru_cache(maxsize=4096)
+def _employer_uuid(text: str) -> UUID:
+    """An employer's id (thousands of accounts share one employer): parsed once per distinct text."""
+    return UUID(text)
+
+
+@lru_cache(maxsize=4096)
+def _timestamp(text: str) -> "datetime":
+    """A snapshot's created/modified timestamp (accounts saved in one batch share it)."""
+    return datetime.fromisoformat(text)
+
+
 def _day(value: date | None) -> int | None:
     return value.toordinal() if value is not None else None
 
 
+@lru_cache(maxsize=65536)
 def _from_day(value: int | None) -> date | None:
     return date.fromordinal(value) if value is not None else None
 
@@ -126,14 +146,12 @@ def _encode_withdrawal(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decode_withdrawal(row: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": row["kind"], "code": row["code"], "amount": Money.stored(row["amount"]),
+    return {"kind": row["kind"], "code": row["code"], "amount": _stored_money(row["amount"]),
             "value_date": _from_day(row["value_date"]), "posting_id": row["posting_id"], "evidence": row["evidence"]}
 
 
 def decode(state: dict[str, Any], originator_id: UUID, version: int) -> Any:
     """The aggregate a compact snapshot holds."""
-    from datetime import datetime
-
     from ledger.aggregates.fund_account import FundAccount
 
     if not isinstance(state, dict) or state.get("f") != FORMAT:
@@ -141,29 +159,29 @@ def decode(state: dict[str, Any], originator_id: UUID, version: int) -> Any:
     account = object.__new__(FundAccount)
     account.__dict__.update({
         "_id": originator_id, "_version": version, "_pending_events": [],
-        "_created_on": datetime.fromisoformat(state["created"]),
-        "_modified_on": datetime.fromisoformat(state["modified"]),
-        "account_no": state["no"], "member_id": UUID(state["member"]), "employer_id": UUID(state["employer"]),
+        "_created_on": _timestamp(state["created"]),
+        "_modified_on": _timestamp(state["modified"]),
+        "account_no": state["no"], "member_id": UUID(state["member"]), "employer_id": _employer_uuid(state["employer"]),
         "opened_on": _from_day(state["opened"]), "state": state["state"], "sealed_on": _from_day(state["sealed"]),
         "close_reason": state["close_reason"], "closed_on": _from_day(state["closed"]),
-        "bases": [[period, Money.stored(base)] for period, base in state["bases"]],
+        "bases": [[period, _stored_money(base)] for period, base in state["bases"]],
         "movements": _movements(state["mv"], state["horizon"]),
         "postings": {},
         "credited": _credited(state["cr"], state["cr_from"]),
         "freezes": {key: {"authority": f["authority"], "document": f["document"],
-                          "amount": None if f["amount"] is None else Money.stored(f["amount"]),
+                          "amount": None if f["amount"] is None else _stored_money(f["amount"]),
                           "from": _from_day(f["from"]), "until": _from_day(f["until"])}
                     for key, f in state["freezes"].items()},
         "interest_years": {key: {"start": _from_day(y["start"]), "end": _from_day(y["end"]),
-                                 "interest": Money.stored(y["interest"]), "closing": y["closing"],
+                                 "interest": _stored_money(y["interest"]), "closing": y["closing"],
                                  "posting_id": y["posting_id"]} for key, y in state["iy"].items()},
         "withdrawals": [_decode_withdrawal(w) for w in state["wd"]],
         "agreement": state["agreement"],
-        "horizon": _from_day(state["horizon"]), "carried": Decimal(state["carried"]), "total": Decimal(state["total"]),
+        "horizon": _from_day(state["horizon"]), "carried": _decimal(state["carried"]), "total": _decimal(state["total"]),
         "credited_from": state["cr_from"], "bases_from": state["bases_from"],
         "withdrawals_from": _from_day(state["wd_from"]),
         "last_withdrawn_on": {kind: _from_day(day) for kind, day in state["last_wd"].items()},
-        "offset_by_year": {year: Decimal(total) for year, total in state["offsets"].items()},
+        "offset_by_year": {year: _decimal(total) for year, total in state["offsets"].items()},
     })
     return account
 
@@ -177,6 +195,12 @@ def _movements(flat: list[int], horizon: int) -> list[list[Any]]:
 def _decimal_of_fen(fen: int) -> Decimal:
     """Amounts repeat (a member's monthly share): Decimals are immutable, so one per value is shared."""
     return Decimal(fen).scaleb(-2)
+
+
+@lru_cache(maxsize=65536)
+def _decimal(text: str) -> Decimal:
+    """A balance or total read back from a snapshot (Decimals are immutable: equal texts share one)."""
+    return Decimal(text)
 
 
 def _credited(flat: list[int], credited_from: str) -> dict[str, dict[str, Decimal]]:

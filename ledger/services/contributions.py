@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterable
+from uuid import UUID
 
 from ledger.aggregates.base import LedgerRuleError
 from ledger.aggregates.documents import CENTRE_SERIAL_SCOPE, BankReceipt, RemittanceDocument, SerialRef
@@ -25,7 +26,7 @@ from ledger.aggregates.errors import (
 )
 from ledger.aggregates.fund_account import GL_CLEARING, GL_FUND, GL_SUSPENSE, FundAccount
 from ledger.aggregates.parties import Employer, check_period
-from ledger.application import NotFoundError, chunked
+from ledger.application import NotFoundError, chunked, gc_paused
 from ledger.input_files import CsvFile
 from ledger.dates import parse_host_date
 from ledger.money import ZERO, Money, MoneyError
@@ -36,6 +37,7 @@ CSV_FIELDS = ("employer", "period", "kind", "document_number", "account_no", "ba
 DOCUMENT_LINES_MAX = 50_000
 IMPORT_FILE_LINES_MAX = 2_000_000
 RECEIPT_SAVE_BATCH = 1_000
+IMPORT_BATCH_LINES = 5_000  # lines of whole documents registered in one transaction
 KINDS = ("remittance", "back-payment")
 
 
@@ -76,24 +78,51 @@ def _csv_amount(row: dict[str, str], name: str) -> Money:
     return Money.parse(row[name], name, positive=(name == "base"))
 
 
+AMOUNT_FIELDS = ("base", "employer_amount", "employee_amount")
+
+
+class _RowParser:
+    """Turns CSV rows into lines, once per distinct text: a list repeats the same periods, kinds and
+    amounts on thousands of lines, and Money is immutable, so each distinct (field, text) is parsed and
+    checked once per file (a text that fails is parsed again each time, to report each line)."""
+
+    def __init__(self) -> None:
+        self.amounts: dict[tuple[str, str], Money] = {}
+        self.periods: set[str] = set()
+
+    def amount(self, row: dict[str, str], name: str) -> Money:
+        text = row[name]
+        found = self.amounts.get((name, text))
+        if found is None:
+            found = self.amounts[(name, text)] = _csv_amount(row, name)
+        return found
+
+    def parse(self, number: int, row: dict[str, str], problems: list[LineProblem]) -> tuple[tuple, RemittanceLine] | None:
+        for name in CSV_FIELDS:
+            value = row.get(name)
+            if not value or not value.strip():
+                problems.append(LineProblem(number, name, "CON-4", "required field is empty"))
+                return None
+        period, kind = row["period"].strip(), row["kind"].strip()
+        try:
+            if period not in self.periods:
+                check_period(period)
+                self.periods.add(period)
+            if kind not in KINDS:
+                raise LedgerRuleError(f"kind is one of {KINDS}", field="kind", rule="CON-2")
+            amounts = [self.amount(row, name) for name in AMOUNT_FIELDS]
+        except MoneyError as exc:
+            problems.append(LineProblem(number, exc.field, exc.rule.split()[0], str(exc)))
+            return None
+        except LedgerRuleError as exc:
+            problems.append(LineProblem(number, exc.field or "period", exc.rule, str(exc)))
+            return None
+        key = (row["employer"].strip().upper(), period, kind, row["document_number"].strip())
+        return key, RemittanceLine(number, row["account_no"].strip(), *amounts)
+
+
 def _parse_csv_row(number: int, row: dict[str, str], problems: list[LineProblem]) -> tuple[tuple, RemittanceLine] | None:
-    missing = [name for name in CSV_FIELDS if not (row.get(name) or "").strip()]
-    if missing:
-        problems.append(LineProblem(number, missing[0], "CON-4", "required field is empty"))
-        return None
-    try:
-        check_period(row["period"].strip())
-        if row["kind"].strip() not in KINDS:
-            raise LedgerRuleError(f"kind is one of {KINDS}", field="kind", rule="CON-2")
-        amounts = [_csv_amount(row, name) for name in ("base", "employer_amount", "employee_amount")]
-    except MoneyError as exc:
-        problems.append(LineProblem(number, exc.field, exc.rule.split()[0], str(exc)))
-        return None
-    except LedgerRuleError as exc:
-        problems.append(LineProblem(number, exc.field or "period", exc.rule, str(exc)))
-        return None
-    key = (row["employer"].strip().upper(), row["period"].strip(), row["kind"].strip(), row["document_number"].strip())
-    return key, RemittanceLine(number, row["account_no"].strip(), *amounts)
+    return _RowParser().parse(number, row, problems)
 
 
 def read_remittance_csv(path: Path, problems: list[LineProblem]) -> tuple[dict[tuple, list[RemittanceLine]], int]:
@@ -102,21 +131,57 @@ def read_remittance_csv(path: Path, problems: list[LineProblem]) -> tuple[dict[t
     oversized field refuse it (InputFileError) before anything is applied."""
     documents: dict[tuple, list[RemittanceLine]] = {}
     count = 0
+    parser = _RowParser()
     for number, row in CsvFile(path, CSV_FIELDS, IMPORT_FILE_LINES_MAX).rows():
         count += 1
-        parsed = _parse_csv_row(number, row, problems)
+        parsed = parser.parse(number, row, problems)
         if parsed is not None:
-            documents.setdefault(parsed[0], []).append(parsed[1])
+            key, line = parsed
+            lines = documents.get(key)
+            if lines is None:
+                lines = documents[key] = []
+            lines.append(line)
     return documents, count
+
+
+@dataclass
+class _DocumentRules:
+    """What every line of one document is checked against, worked out once per document: the policy's
+    line ceiling and share rounding for the period, the employer's ratios, and the shares of each base."""
+
+    period: str
+    kind: str
+    employer: Employer
+    ceiling: Money
+    limits: Any
+    rounding: Any
+    ratios: tuple[Any, Any] | None
+    shares: dict[Money, tuple[Money, Money]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, app: Any, employer: Employer, period: str, kind: str) -> "_DocumentRules":
+        rules = app.policy.at(date(int(period[:4]), int(period[5:]), 1))
+        return cls(period, kind, employer, rules.limits.ceiling("remittance_line"), rules.limits,
+                   rules.contribution.share_rounding, employer.ratios_for(period))
+
+    def expected(self, base: Money) -> tuple[Money, Money]:
+        found = self.shares.get(base)
+        if found is None:
+            assert self.ratios is not None
+            found = self.shares[base] = (share(base, self.ratios[0], self.rounding),
+                                         share(base, self.ratios[1], self.rounding))
+        return found
 
 
 class ContributionCommands:
     """Mixin on the ledger application: remittance documents and the money that pays them."""
 
     def check_line(self, employer: Employer, period: str, kind: str, line: RemittanceLine,
-                   account: FundAccount | None) -> LineProblem | None:
-        """CON-1/CON-2/ACC-2: the line agrees with the member's dated base and ratios."""
-        ceiling = self._line_ceiling_problem(period, line)
+                   account: FundAccount | None, rules: _DocumentRules | None = None) -> LineProblem | None:
+        """CON-1/CON-2/ACC-2: the line agrees with the member's dated base and ratios (``rules``: the
+        document's, worked out once for all its lines)."""
+        rules = rules or _DocumentRules.of(self, employer, period, kind)
+        ceiling = self._line_ceiling_problem(rules, line)
         if ceiling is not None:
             return ceiling
         if not isinstance(account, FundAccount):
@@ -127,23 +192,22 @@ class ContributionCommands:
             account.check_can_contribute(period, kind)
         except LedgerRuleError as exc:
             return LineProblem(line.line, "account_no", exc.rule, str(exc))
-        base, ratios = account.base_for(period), employer.ratios_for(period)
+        base, ratios = account.base_for(period), rules.ratios
         if base is None or ratios is None:
             return LineProblem(line.line, "base", "CON-1", f"no base or ratios on record for {period}")
         if line.base != base:
             return LineProblem(line.line, "base", "CON-1", f"base {line.base} differs from the record {base}")
-        rounding = self.policy.at(date(int(period[:4]), int(period[5:]), 1)).contribution.share_rounding
-        expected = (share(base, ratios[0], rounding), share(base, ratios[1], rounding))
-        return self._check_amounts(account, period, kind, line, expected)
+        return self._check_amounts(account, period, kind, line, rules.expected(base))
 
-    def _line_ceiling_problem(self, period: str, line: RemittanceLine) -> LineProblem | None:
+    def _line_ceiling_problem(self, rules: _DocumentRules, line: RemittanceLine) -> LineProblem | None:
         """Issue 16: each share of a line within the policy's remittance-line ceiling (⚙ limits)."""
-        limits = self.policy.at(date(int(period[:4]), int(period[5:]), 1)).limits
         for name in ("employer_amount", "employee_amount"):
-            try:
-                limits.check("remittance_line", getattr(line, name), name)
-            except MoneyError as exc:
-                return LineProblem(line.line, name, exc.rule_id, exc.message)
+            amount = getattr(line, name)
+            if amount > rules.ceiling:
+                try:
+                    rules.limits.check("remittance_line", amount, name)
+                except MoneyError as exc:
+                    return LineProblem(line.line, name, exc.rule_id, exc.message)
         return None
 
     def _check_amounts(self, account: FundAccount, period: str, kind: str, line: RemittanceLine,
@@ -174,37 +238,107 @@ class ContributionCommands:
             raise DocumentTotalError(f"declared total {declared_total} ≠ Σ lines {submitted}", field="total")
         if declared_count is not None and declared_count != len(lines):
             raise DocumentTotalError(f"declared count {declared_count} ≠ {len(lines)} lines", field="count")
+        (outcome,) = self.register_remittances([((employer_code, period, kind, document_number), lines)],
+                                               registered_on)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
+    def register_remittances(self, documents: list[tuple[tuple[str, str, str, str], list[RemittanceLine]]],
+                             registered_on: date) -> list[dict[str, Any] | BaseException]:
+        """CON-4 for several documents in one transaction (remittance import): for each, its result, or the
+        refusal (LedgerRuleError, NotFoundError) that left it out whole. Each document is still all or
+        nothing and exactly once: its id is derived from (employer, period, kind, number), a document
+        already registered with the same lines is a repeat (nothing applied), with other lines refused.
+
+        Per batch, not per line: the documents already registered are read in one statement (a re-import
+        loads no account), the accounts of all other lines in a few, each document's policy, ratios and
+        shares are worked out once, and one serial block and one save cover the batch."""
         def body():
-            employer = self.employer(employer_code)
-            doc_id = RemittanceDocument.create_id(employer.credit_code, period, kind, document_number)
-            accounts = self.load_many(FundAccount.create_id(l.account_no) for l in lines)
-            problems = [p for p in (self.check_line(employer, period, kind, l,
-                                                    accounts.get(FundAccount.create_id(l.account_no))) for l in lines)
-                        if p is not None]
-            seen: set[str] = set()
-            for l in lines:  # one line per member in a document
-                if l.account_no in seen and l.line not in {p.line for p in problems}:
-                    problems.append(LineProblem(l.line, "account_no", "CON-2", "the member appears twice"))
-                seen.add(l.account_no)
-            problems.sort(key=lambda p: p.line)
-            bad = {p.line for p in problems}
-            good = [l for l in lines if l.line not in bad]
-            digest = _lines_digest(lines)
-            existing = self.find(doc_id)
-            if existing is not None:
-                return self._repeat_document(existing, digest, problems), []
-            if not good:
-                return _document_result(None, problems, 0), []
-            sequence, (serial,) = self.take_serials(CENTRE_SERIAL_SCOPE, registered_on)
-            total = Money.sum(l.employer_amount + l.employee_amount for l in good)
-            document = RemittanceDocument(
-                employer_code=employer.credit_code, period=period, kind=kind, document_number=document_number,
-                employer_id=employer.id, serial=serial, total=total, content_hash=digest, registered_on=registered_on,
-                lines=[[l.account_no, period, l.base, l.employer_amount, l.employee_amount] for l in good])
-            ref = SerialRef(serial=serial, kind="remittance", target_id=document.id, detail={})
-            return _document_result(document, problems, len(good)), [document, sequence, ref]
+            outcomes: list[dict[str, Any] | BaseException | None] = [None] * len(documents)
+            employers: dict[str, Employer | BaseException] = {}
+            doc_ids: list[UUID | None] = []
+            for index, ((employer_code, period, kind, number), lines) in enumerate(documents):
+                if len(lines) > DOCUMENT_LINES_MAX:
+                    outcomes[index] = DocumentTotalError(f"a document has at most {DOCUMENT_LINES_MAX} lines",
+                                                         field="lines")
+                    doc_ids.append(None)
+                    continue
+                code = employer_code.upper()
+                employer = employers.get(code)
+                if employer is None:
+                    try:
+                        employer = employers[code] = self.employer(employer_code)
+                    except (LedgerRuleError, NotFoundError) as exc:
+                        employer = employers[code] = exc
+                if isinstance(employer, BaseException):
+                    outcomes[index] = employer
+                    doc_ids.append(None)
+                    continue
+                doc_ids.append(RemittanceDocument.create_id(employer.credit_code, period, kind, number))
+            registered = self.load_many(i for i in doc_ids if i is not None)
+            todo: list[int] = []
+            for index, ((_code, _period, _kind, _number), lines) in enumerate(documents):
+                existing = registered.get(doc_ids[index]) if doc_ids[index] is not None else None
+                if existing is None:
+                    if outcomes[index] is None:
+                        todo.append(index)
+                    continue
+                try:
+                    outcomes[index] = self._repeat_document(existing, _lines_digest(lines), [])
+                except LedgerRuleError as exc:
+                    outcomes[index] = exc
+            account_ids = {index: [FundAccount.create_id(l.account_no) for l in documents[index][1]]
+                           for index in todo}
+            accounts = self.load_many(i for ids in account_ids.values() for i in ids)
+            made: list[tuple[int, list[RemittanceLine], list[LineProblem]]] = []
+            for index in todo:
+                (_code, period, kind, number), lines = documents[index]
+                employer = employers[_code.upper()]
+                problems = self._check_document(employer, period, kind, lines, account_ids[index], accounts)
+                bad = {p.line for p in problems}
+                good = [l for l in lines if l.line not in bad]
+                if not good:
+                    outcomes[index] = _document_result(None, problems, 0)
+                    continue
+                made.append((index, good, problems))
+            touched: list[Any] = []
+            if made:
+                sequence, serials = self.take_serials(CENTRE_SERIAL_SCOPE, registered_on, len(made))
+                for (index, good, problems), serial in zip(made, serials):
+                    (_code, period, kind, number), lines = documents[index]
+                    employer = employers[_code.upper()]
+                    total = Money.sum(l.employer_amount + l.employee_amount for l in good)
+                    document = RemittanceDocument(
+                        employer_code=employer.credit_code, period=period, kind=kind, document_number=number,
+                        employer_id=employer.id, serial=serial, total=total, content_hash=_lines_digest(lines),
+                        registered_on=registered_on,
+                        lines=[[l.account_no, period, l.base, l.employer_amount, l.employee_amount] for l in good])
+                    ref = SerialRef(serial=serial, kind="remittance", target_id=document.id, detail={})
+                    outcomes[index] = _document_result(document, problems, len(good))
+                    touched += [document, ref]
+                touched.append(sequence)
+            return outcomes, touched
         return self.execute("register-remittance", None, {}, body)
+
+    def _check_document(self, employer: Employer, period: str, kind: str, lines: list[RemittanceLine],
+                        ids: list[UUID], accounts: dict[UUID, Any]) -> list[LineProblem]:
+        """The problems of a document's lines (CON-1/CON-2/ACC-2), in line order."""
+        rules = _DocumentRules.of(self, employer, period, kind)
+        problems = []
+        for line, account_id in zip(lines, ids):
+            problem = self.check_line(employer, period, kind, line, accounts.get(account_id), rules)
+            if problem is not None:
+                problems.append(problem)
+        bad = {p.line for p in problems}
+        seen: set[str] = set()
+        for l in lines:  # one line per member in a document
+            if l.account_no in seen and l.line not in bad:
+                problems.append(LineProblem(l.line, "account_no", "CON-2", "the member appears twice"))
+                bad.add(l.line)
+            seen.add(l.account_no)
+        problems.sort(key=lambda p: p.line)
+        return problems
 
     def _repeat_document(self, existing: RemittanceDocument, digest: str,
                          problems: list[LineProblem]) -> dict[str, Any]:
@@ -218,21 +352,31 @@ class ContributionCommands:
 
     def import_remittances(self, path: Path, registered_on: date,
                            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-        """Import a CSV list of one or more documents; report bad lines; apply good ones once."""
+        """Import a CSV list of one or more documents; report bad lines; apply good ones once.
+
+        The whole file is read and checked first (BNK-3, CON-4); then its documents are registered a batch
+        at a time (``IMPORT_BATCH_LINES`` lines of whole documents per transaction). A crash between
+        batches leaves the earlier ones registered: importing the file again finds them (repeats, nothing
+        applied) and registers exactly the rest."""
         report = ImportReport()
-        documents, report.lines_read = read_remittance_csv(path, report.problems)
-        for (employer_code, period, kind, number), lines in documents.items():
+        with gc_paused():  # the list's lines and a batch's aggregates are many objects and no cycles
+            documents, report.lines_read = read_remittance_csv(path, report.problems)
+        for batch in _batches(list(documents.items()), IMPORT_BATCH_LINES):
             try:
-                result = self.register_remittance(employer_code, period, kind, number, lines, registered_on)
-            except (LedgerRuleError, NotFoundError) as exc:
-                report.problems.extend(LineProblem(l.line, getattr(exc, "field", "employer") or "employer",
-                                                   getattr(exc, "rule", "CON-4"), str(exc)) for l in lines)
-                result = None
-            if result is not None:
-                report.problems.extend(LineProblem(**p) for p in result.pop("problem_rows"))
-                report.documents.append(result)
-            if progress:
-                progress(len(lines))
+                with gc_paused():
+                    outcomes = self.register_remittances(batch, registered_on)
+            except (LedgerRuleError, NotFoundError) as exc:  # the batch's own refusal (e.g. serials exhausted)
+                outcomes = [exc] * len(batch)
+            for (_key, lines), outcome in zip(batch, outcomes):
+                if isinstance(outcome, BaseException):
+                    report.problems.extend(LineProblem(l.line, getattr(outcome, "field", "employer") or "employer",
+                                                       getattr(outcome, "rule", "CON-4"), str(outcome))
+                                           for l in lines)
+                else:
+                    report.problems.extend(LineProblem(**p) for p in outcome.pop("problem_rows"))
+                    report.documents.append(outcome)
+                if progress:
+                    progress(len(lines))
         report.problems.sort(key=lambda p: p.line)
         return report.as_dict()
 
@@ -341,6 +485,21 @@ class ContributionCommands:
             return {"bank_reference": receipt.reference, "refunded": str(money), "serial": payout.serial,
                     "suspense": str(receipt.suspense)}, [receipt, *instructed]
         return self.execute("refund-suspense", f"refund:{bank}:{host_date}:{host_serial}:{money}:{payee}", {}, body)
+
+
+def _batches(documents: list[Any], lines_max: int) -> Iterable[list[Any]]:
+    """Consecutive whole documents, about ``lines_max`` lines a batch (a document is never split; a
+    document longer than that is a batch of its own)."""
+    batch: list[Any] = []
+    count = 0
+    for document in documents:
+        if batch and count + len(document[1]) > lines_max:
+            yield batch
+            batch, count = [], 0
+        batch.append(document)
+        count += len(document[1])
+    if batch:
+        yield batch
 
 
 def _lines_digest(lines: Iterable[RemittanceLine]) -> str:
