@@ -18,6 +18,7 @@ The wall clock is read here (MNY-2), through the ledger's clock.
 
 from __future__ import annotations
 
+import gc
 import hmac
 import logging
 import os
@@ -55,6 +56,10 @@ TEXT_CHARS_MAX = CODE_CHARS_MAX
 MESSAGE_CHARS_MAX = NAME_CHARS_MAX
 PROTECTED_PATH_PREFIX = "/v1/"
 API_VERSION = "1.0.0"
+
+GC_YOUNG_THRESHOLD = 50_000
+GC_MIDDLE_THRESHOLD = 20
+GC_OLD_THRESHOLD = 100
 
 logger = logging.getLogger(__name__)
 
@@ -320,6 +325,24 @@ def _handler(answer: Callable[[Any], JSONResponse]) -> Callable[..., Any]:
     return handle
 
 
+# -- the garbage collector ---------------------------------------------------------------------------
+def serving_gc() -> tuple[int, int, int]:
+    """While the API serves: what was allocated at start-up (modules, the ledger, its policy) is frozen out
+    of the collector's sight, and a young collection runs every ``GC_YOUNG_THRESHOLD`` allocations rather
+    than 700. Measured (session 5): with the defaults a full collection every few seconds over the
+    committing thread's aggregates took 80-250 ms with the GIL held, which was the p99; these keep the
+    collector to a few short young passes a minute. Undone at shut-down (``restore_gc``)."""
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, GC_OLD_THRESHOLD)
+    return previous
+
+
+def restore_gc(previous: tuple[int, int, int]) -> None:
+    gc.set_threshold(*previous)
+    gc.unfreeze()
+
+
 # -- the application -------------------------------------------------------------------------------
 def create_app(ledger_factory: Callable[[], Any], bank_keys: dict[str, str] | None = None) -> "BankAPI":
     """The API over the ledger ``ledger_factory()`` opens; ``bank_keys`` {key: bank} or from the env."""
@@ -338,9 +361,11 @@ def create_app(ledger_factory: Callable[[], Any], bank_keys: dict[str, str] | No
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         ledger()
+        thresholds = serving_gc()
         try:
             yield
         finally:
+            restore_gc(thresholds)
             if "ledger" in state:
                 state.pop("ledger").close()
 
