@@ -224,6 +224,10 @@ class RepaymentFastPath:
             command = self.ledger_of().repayment_command(bank, parsed.loan_no, parsed.amount,
                                                          _host_date(parsed.host_date), parsed.bank_reference)
             result = await self.batcher.submit_async(command)
+        except TimeoutError:  # it may still commit: the same posting again is answered once (BNK-2)
+            await error_response(503, "", "BUSY", "no answer in time; post again with the same bank_reference")(
+                scope, receive, send)
+            return
         except Exception as error:  # the route's exception handlers would answer the same
             if not isinstance(error, tuple(ERRORS)):
                 logger.exception("POST /v1/repayments failed")

@@ -19,7 +19,7 @@ import asyncio
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, Callable
 
 from ledger.command_batch import AggregateCache, Command, execute_batch
@@ -53,8 +53,23 @@ class CommandBatcher:
         return self._put(command).result(timeout=ANSWER_SECONDS_MAX)
 
     async def submit_async(self, command: Command) -> dict[str, Any]:
-        """From the event loop: the same, awaited."""
-        return await asyncio.wait_for(asyncio.wrap_future(self._put(command)), ANSWER_SECONDS_MAX)
+        """From the event loop: the same, awaited (a timer instead of ``asyncio.wait_for``, which makes a
+        task per call on Python 3.11)."""
+        answer = asyncio.wrap_future(self._put(command))
+        expired = []
+
+        def expire() -> None:
+            expired.append(True)
+            answer.cancel()
+        timer = asyncio.get_running_loop().call_later(ANSWER_SECONDS_MAX, expire)
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            if not expired:
+                raise  # the request itself was cancelled
+            raise TimeoutError(f"no answer from the committing thread in {ANSWER_SECONDS_MAX:.0f} s") from None
+        finally:
+            timer.cancel()
 
     def _gather(self) -> list[tuple[Command, Future[dict[str, Any]]]]:
         batch = [self._waiting.get()]
@@ -75,10 +90,19 @@ class CommandBatcher:
             except BaseException as error:  # the ledger itself failed: every request hears it
                 self.cache.clear()
                 for _, answer in batch:
-                    answer.set_exception(error)
+                    _answer(answer, {}, error)
                 continue
             for (_, answer), outcome in zip(batch, outcomes):
-                if outcome.error is not None:
-                    answer.set_exception(outcome.error)
-                else:
-                    answer.set_result(outcome.result or {})
+                _answer(answer, outcome.result or {}, outcome.error)
+
+
+def _answer(answer: Future[dict[str, Any]], result: dict[str, Any], error: BaseException | None) -> None:
+    """A request that stopped waiting (timed out, cancelled) has a cancelled future: nobody to tell. The
+    command ran all the same; a bank that posts it again is answered with its first result (BNK-2)."""
+    try:
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result)
+    except InvalidStateError:
+        pass

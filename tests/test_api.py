@@ -200,3 +200,27 @@ def test_a_body_the_fast_path_does_not_take_gets_the_routes_own_answer(sqlite_se
     assert client.post("/v1/repayments", json=repayment(centre.loans[0]), headers={"X-Bank-Key": "guess"}).status_code == 401
     as_json = client.post("/v1/repayments", content=body, headers={**ICBC, "content-type": "application/json; charset=utf-8"})
     assert as_json.status_code == 201, as_json.text
+
+
+def test_a_request_that_stops_waiting_is_told_so_and_the_committing_thread_goes_on(monkeypatch: Any) -> None:
+    import asyncio
+    import threading
+
+    import ledger.api_batcher as batching
+    from ledger.command_batch import Command, Outcome
+
+    release = threading.Event()
+
+    def slow(_app: Any, commands: Any, _cache: Any = None) -> list[Outcome]:
+        release.wait(5)
+        return [Outcome(result={"key": command.key}) for command in commands]
+
+    monkeypatch.setattr(batching, "execute_batch", slow)
+    monkeypatch.setattr(batching, "ANSWER_SECONDS_MAX", 0.05)
+    batcher = batching.CommandBatcher(lambda: None)
+    with pytest.raises(TimeoutError):
+        asyncio.run(batcher.submit_async(Command("test", "late", {}, lambda: ({}, []))))
+    release.set()  # the late command's answer finds nobody waiting: the thread must not die of it
+    monkeypatch.setattr(batching, "ANSWER_SECONDS_MAX", 5.0)
+    assert asyncio.run(batcher.submit_async(Command("test", "next", {}, lambda: ({}, [])))) == {"key": "next"}
+    assert batcher.submit(Command("test", "sync", {}, lambda: ({}, []))) == {"key": "sync"}
