@@ -408,7 +408,9 @@ class Unauthorised(Exception):
 
 def _routes(app: FastAPI, bank_of: Callable[..., str], ledger_of: Callable[[], Any],
             batcher: CommandBatcher) -> None:
-    @app.post("/v1/repayments", status_code=201, responses={200: {"description": "A repeat"}, **ERROR_RESPONSES})
+    @app.post("/v1/repayments", status_code=201, responses={
+        200: {"description": "A repeat"}, **ERROR_RESPONSES,
+        503: {"model": ErrorOut, "description": "No answer in time: post again with the same bank_reference"}})
     def post_repayment(body: RepaymentIn, response: Response, bank: str = Depends(bank_of)) -> dict[str, Any]:
         """A repayment the bank collected, paid as of 主机日期 (LN-5 allocation; a closed loan → suspense)."""
         check_code(body.loan_no, "loan_no")
