@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -155,13 +156,16 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-def posting(loans: list[str], index: int) -> dict[str, Any]:
-    return {"loan_no": loans[index % len(loans)], "amount": "1.00", "host_date": f"{POST_DAY:%Y%m%d}",
+def posting(loans: list[str], index: int, order: str = "round-robin") -> dict[str, Any]:
+    """The ``index``-th posting: round-robin over the loans (every loan reaches its snapshot interval in the
+    same round: snapshot-heavy rounds), or a loan drawn at random (seeded by the index: the same every run)."""
+    loan_no = loans[index % len(loans)] if order == "round-robin" else random.Random(index).choice(loans)
+    return {"loan_no": loan_no, "amount": "1.00", "host_date": f"{POST_DAY:%Y%m%d}",
             "bank_reference": f"BENCH{index:09d}"}
 
 
 async def post_all(port: int, loans: list[str], count: int, seconds: float, concurrency: int,
-                   client: str = "raw") -> dict[str, Any]:
+                   client: str = "raw", order: str = "round-robin") -> dict[str, Any]:
     """``concurrency`` keep-alive connections, each with one request in flight at a time."""
     latencies_ms: list[float] = []
     statuses: dict[int, int] = {}
@@ -176,7 +180,7 @@ async def post_all(port: int, loans: list[str], count: int, seconds: float, conc
                 if time.perf_counter() > deadline:
                     return
                 started = time.perf_counter()
-                writer.write(request_bytes(port, posting(loans, index)))
+                writer.write(request_bytes(port, posting(loans, index, order)))
                 status, _body = await asyncio.wait_for(read_response(reader), REQUEST_TIMEOUT_SECONDS)
                 latencies_ms.append((time.perf_counter() - started) * 1000)
                 statuses[status] = statuses.get(status, 0) + 1
@@ -196,7 +200,7 @@ async def post_all(port: int, loans: list[str], count: int, seconds: float, conc
                     if time.perf_counter() > deadline:
                         return
                     started = time.perf_counter()
-                    response = await http.post("/v1/repayments", json=posting(loans, index))
+                    response = await http.post("/v1/repayments", json=posting(loans, index, order))
                     latencies_ms.append((time.perf_counter() - started) * 1000)
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             began = time.perf_counter()
@@ -264,7 +268,8 @@ def run_store(store: str, args: argparse.Namespace, folder: Path) -> dict[str, A
         load_before = load_average()
         try:
             server_cpu = process_tree_cpu_seconds(server.pid)
-            result = asyncio.run(post_all(port, loans, args.count, args.seconds, args.concurrency, args.client))
+            result = asyncio.run(post_all(port, loans, args.count, args.seconds, args.concurrency, args.client,
+                                       args.order))
             server_cpu = process_tree_cpu_seconds(server.pid) - server_cpu
         finally:
             server.terminate()
@@ -289,6 +294,8 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="raw: asyncio HTTP/1.1 keep-alive connections (light); httpx: httpx.AsyncClient")
+    parser.add_argument("--order", choices=("round-robin", "random"), default="round-robin",
+                        help="which loan each posting pays: in turn, or drawn at random (seeded)")
     parser.add_argument("--server-options", default="",
                         help="extra uvicorn options, e.g. '--http httptools --loop uvloop'")
     parser.add_argument("--raw-events", type=int, default=10_000, help="events for the raw append rate")
@@ -305,6 +312,7 @@ def main() -> None:
           f"count {args.count}, at most {args.seconds:.0f} s per store, {args.concurrency} in flight, "
           f"{args.workers} worker(s), {args.client} client, {os.cpu_count()} CPUs", flush=True)
     figures: dict[str, Any] = {"concurrency": args.concurrency, "workers": args.workers, "client": args.client,
+                               "order": args.order,
                                "loans": args.loans, "load_average_before": load_average()}
     for store in args.stores.split(","):
         result = run_store(store.strip(), args, folder)
