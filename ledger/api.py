@@ -57,6 +57,7 @@ MESSAGE_CHARS_MAX = NAME_CHARS_MAX
 PROTECTED_PATH_PREFIX = "/v1/"
 API_VERSION = "1.0.0"
 
+FAST_BODY_BYTES_MAX = 16_384  # a posting is ~150 bytes; more goes to the route
 GC_YOUNG_THRESHOLD = 50_000
 GC_MIDDLE_THRESHOLD = 20
 GC_OLD_THRESHOLD = 100
@@ -205,16 +206,17 @@ class RepaymentFastPath:
         self.batcher = batcher
 
     async def __call__(self, bank: str, scope: dict[str, Any], receive: Any, send: Any, route: Any) -> None:
-        messages, body = [], b""
-        while True:
+        messages, body, whole = [], b"", False
+        while len(body) <= FAST_BODY_BYTES_MAX:  # a larger body is the route's (and its limits')
             message = await receive()
             messages.append(message)
             if message["type"] != "http.request":
                 break  # a disconnect: the route's own handling sees it
             body += message.get("body", b"")
             if not message.get("more_body", False):
+                whole = True
                 break
-        parsed = _json_body(scope, body) if messages[-1]["type"] == "http.request" else None
+        parsed = _json_body(scope, body) if whole and len(body) <= FAST_BODY_BYTES_MAX else None
         if parsed is None:
             await route(scope, _replay(messages, receive), send)
             return

@@ -224,3 +224,11 @@ def test_a_request_that_stops_waiting_is_told_so_and_the_committing_thread_goes_
     monkeypatch.setattr(batching, "ANSWER_SECONDS_MAX", 5.0)
     assert asyncio.run(batcher.submit_async(Command("test", "next", {}, lambda: ({}, [])))) == {"key": "next"}
     assert batcher.submit(Command("test", "sync", {}, lambda: ({}, []))) == {"key": "sync"}
+
+
+def test_a_large_body_goes_to_the_route_and_gets_its_answer(sqlite_served: Any) -> None:
+    client, centre = sqlite_served
+    body = {**repayment(centre.loans[0], "1.00", "BIG1"), "padding": "x" * 40_000}
+    answer = client.post("/v1/repayments", json=body, headers=ICBC)
+    assert answer.status_code == 422 and answer.json()["field"] == "padding"
+    assert client.post("/v1/repayments", json=repayment(centre.loans[0], "1.00", "BIG1"), headers=ICBC).status_code == 201
