@@ -163,3 +163,72 @@ def test_no_input_makes_a_server_error(case: Any) -> None:
     for headers in (ICBC, CCB, {}):
         response = case.call(headers=headers)
         assert response.status_code < 500, (case.method, case.path, case.body, response.text)
+
+
+def test_a_burst_with_a_bad_posting_applies_the_others_once_and_answers_the_bad_one_alone(served: Any) -> None:
+    """32 posts at once through the posting fast path and the group commit: the refused one is 422 naming
+    its field, the others 201; the same burst again is 200 (repeats) and the same 422, nothing twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, centre = served
+    loans = centre.loans
+    bodies = [repayment(loans[n % len(loans)], "1.00", f"BURST{n:03d}") for n in range(32)]
+    bodies[7] = repayment(loans[7 % len(loans)], "99999999.00", "BURST007")  # more than the loan can owe
+
+    def burst() -> list[Any]:
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            return list(pool.map(lambda body: client.post("/v1/repayments", json=body, headers=ICBC), bodies))
+
+    first = burst()
+    assert [a.status_code for a in first] == [201] * 7 + [422] + [201] * 24, [a.text for a in first if a.status_code != 201]
+    assert first[7].json()["field"] == "amount"
+    due = [client.get(f"/v1/loans/{n}", headers=ICBC).json()["amount_due"] for n in loans]
+    again = burst()
+    assert [a.status_code for a in again] == [200] * 7 + [422] + [200] * 24
+    assert all(a.json()["repeat"] is True for n, a in enumerate(again) if n != 7)
+    assert [client.get(f"/v1/loans/{n}", headers=ICBC).json()["amount_due"] for n in loans] == due
+    assert centre.ledger.check_books()["ok"] and centre.ledger.audit.verify().ok
+
+
+def test_a_body_the_fast_path_does_not_take_gets_the_routes_own_answer(sqlite_served: Any) -> None:
+    client, centre = sqlite_served
+    body = '{"loan_no": "%s", "amount": "1.00", "host_date": "20250217", "bank_reference": "TXT1"}' % centre.loans[0]
+    as_text = client.post("/v1/repayments", content=body, headers={**ICBC, "content-type": "text/plain"})
+    assert as_text.status_code == 422 and set(as_text.json()) == {"field", "rule", "message"}
+    extra = client.post("/v1/repayments", json={**repayment(centre.loans[0]), "note": "x"}, headers=ICBC)
+    assert extra.status_code == 422 and extra.json()["field"] == "note"
+    assert client.post("/v1/repayments", json=repayment(centre.loans[0]), headers={"X-Bank-Key": "guess"}).status_code == 401
+    as_json = client.post("/v1/repayments", content=body, headers={**ICBC, "content-type": "application/json; charset=utf-8"})
+    assert as_json.status_code == 201, as_json.text
+
+
+def test_a_request_that_stops_waiting_is_told_so_and_the_committing_thread_goes_on(monkeypatch: Any) -> None:
+    import asyncio
+    import threading
+
+    import ledger.api_batcher as batching
+    from ledger.command_batch import Command, Outcome
+
+    release = threading.Event()
+
+    def slow(_app: Any, commands: Any, _cache: Any = None) -> list[Outcome]:
+        release.wait(5)
+        return [Outcome(result={"key": command.key}) for command in commands]
+
+    monkeypatch.setattr(batching, "execute_batch", slow)
+    monkeypatch.setattr(batching, "ANSWER_SECONDS_MAX", 0.05)
+    batcher = batching.CommandBatcher(lambda: None)
+    with pytest.raises(TimeoutError):
+        asyncio.run(batcher.submit_async(Command("test", "late", {}, lambda: ({}, []))))
+    release.set()  # the late command's answer finds nobody waiting: the thread must not die of it
+    monkeypatch.setattr(batching, "ANSWER_SECONDS_MAX", 5.0)
+    assert asyncio.run(batcher.submit_async(Command("test", "next", {}, lambda: ({}, [])))) == {"key": "next"}
+    assert batcher.submit(Command("test", "sync", {}, lambda: ({}, []))) == {"key": "sync"}
+
+
+def test_a_large_body_goes_to_the_route_and_gets_its_answer(sqlite_served: Any) -> None:
+    client, centre = sqlite_served
+    body = {**repayment(centre.loans[0], "1.00", "BIG1"), "padding": "x" * 40_000}
+    answer = client.post("/v1/repayments", json=body, headers=ICBC)
+    assert answer.status_code == 422 and answer.json()["field"] == "padding"
+    assert client.post("/v1/repayments", json=repayment(centre.loans[0], "1.00", "BIG1"), headers=ICBC).status_code == 201
