@@ -36,14 +36,16 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import RAW_BATCH_SIZE, emit, load_average
-from ledger.app import Ledger
-from ledger.application import CHINA_TZ, FixedClock
-from ledger.money import Money
-from ledger.sampledata import credit_code, resident_id
-from ledger.services.banking import with_banking
-from ledger.services.contributions import RemittanceLine
-from ledger.storage import drop_postgres_schema, parse_database_url
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as a file, as the other benchmarks
+
+from benchmarks.common import RAW_BATCH_SIZE, emit, load_average  # noqa: E402
+from ledger.app import Ledger  # noqa: E402
+from ledger.application import CHINA_TZ, FixedClock  # noqa: E402
+from ledger.money import Money  # noqa: E402
+from ledger.sampledata import credit_code, resident_id  # noqa: E402
+from ledger.services.banking import with_banking  # noqa: E402
+from ledger.services.contributions import RemittanceLine  # noqa: E402
+from ledger.storage import drop_postgres_schema, parse_database_url  # noqa: E402
 
 BANK, KEY = "ICBC", "bench-icbc-key"
 CENTRE_ACCOUNT = "3100000001"
