@@ -101,23 +101,29 @@ def records_of(events: Sequence[Any], transcoder: Any) -> list[EventRecord]:
     default = _default(transcoder)
     records = []
     for event in events:
-        state = dict(vars(event))
-        aggregate_id = state.pop("originator_id")
-        version = state.pop("originator_version")
-        class_version = getattr(type(event), "class_version", 1)
-        if class_version > 1:
-            state["class_version"] = class_version
-        if FLOATS_POSSIBLE and _has_float(state):  # orjson writes some floats differently
-            state_json, document_json = _slow_record(event, state, aggregate_id, version, transcoder)
-        else:
-            recorded_time = state.pop("timestamp", None)
-            document = {"aggregate_id": str(aggregate_id), "version": version, "topic": get_topic(type(event)),
-                        "recorded_time": recorded_time, "state": state}
-            document_json = canonical_fast(document, transcoder, default)
-            state["timestamp"] = recorded_time
-            state_json = canonical_fast(state, transcoder, default)
+        document_json, state_json = canonical_pair(event, transcoder, default)
         records.append(EventRecord(canonical=document_json, state_hash=hashlib.sha256(state_json).hexdigest()))
     return records
+
+
+def canonical_pair(event: Any, transcoder: Any, default: Any = None) -> tuple[bytes, bytes]:
+    """One domain event's canonical document and canonical state (what the chain hashes); the bulk seeder
+    fills its templates from the same function."""
+    state = dict(vars(event))
+    aggregate_id = state.pop("originator_id")
+    version = state.pop("originator_version")
+    class_version = getattr(type(event), "class_version", 1)
+    if class_version > 1:
+        state["class_version"] = class_version
+    if FLOATS_POSSIBLE and _has_float(state):  # orjson writes some floats differently
+        state_json, document_json = _slow_record(event, state, aggregate_id, version, transcoder)
+        return document_json, state_json
+    recorded_time = state.pop("timestamp", None)
+    document = {"aggregate_id": str(aggregate_id), "version": version, "topic": get_topic(type(event)),
+                "recorded_time": recorded_time, "state": state}
+    document_json = canonical_fast(document, transcoder, default)
+    state["timestamp"] = recorded_time
+    return document_json, canonical_fast(state, transcoder, default)
 
 
 def _slow_record(event: Any, state: dict[str, Any], aggregate_id: Any, version: int,
